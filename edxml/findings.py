@@ -96,5 +96,5 @@ def registry() -> Mapping[str, FindingCode]:
     return dict(_REGISTRY)
 
 
-def has_errors(findings: "tuple[Finding, ...] | list[Finding]") -> bool:
+def has_errors(findings: tuple[Finding, ...] | list[Finding]) -> bool:
     return any(f.is_error for f in findings)

@@ -41,7 +41,7 @@ class Limits:
 DEFAULT_LIMITS = Limits()
 
 
-def parser(*, target: Any = None) -> etree.XMLParser:
+def parser(*, target: Any = None) -> Any:
     """The hardened parser. `huge_tree` stays off: big payloads go through `parse_stream`."""
     return etree.XMLParser(
         resolve_entities=False,
@@ -147,7 +147,7 @@ class _GuardedBuilder:
     """Parser target: builds the tree, refuses DTDs, bounds depth/count, streams base64 text."""
 
     def __init__(self, limits: Limits, sink_factory: SinkFactory | None, stream: bool) -> None:
-        self._tb = etree.TreeBuilder()
+        self._tb: Any = etree.TreeBuilder()
         self._limits = limits
         self._sink_factory = sink_factory
         self._stream = stream
@@ -173,7 +173,7 @@ class _GuardedBuilder:
         if self._count > self._limits.max_elements:
             self._refuse(HostileXML(f"more than {self._limits.max_elements} elements"))
         ns = {(k or None): v for k, v in (nsmap or {}).items()}
-        element = self._tb.start(tag, dict(attrib), ns)
+        element: etree._Element = self._tb.start(tag, dict(attrib), ns)
         if self._stream and etree.QName(tag).localname == STREAMED_LOCAL_NAME:
             index = len(self.decoded)
             sink = self._sink_factory(index) if self._sink_factory else None
@@ -182,7 +182,7 @@ class _GuardedBuilder:
 
     def end(self, tag: str) -> etree._Element:
         self._depth -= 1
-        element = self._tb.end(tag)
+        element: etree._Element = self._tb.end(tag)
         if self._decoder is not None:
             self.decoded[element] = self._decoder.finish()
             self._decoder = None
@@ -194,14 +194,20 @@ class _GuardedBuilder:
         else:
             self._tb.data(text)
 
+    # Inside the root, comments and PIs are kept: a processing instruction is part of what a
+    # signature's canonical form covers. Before and after the root they are dropped, because
+    # TreeBuilder would take the last of them for the document itself.
     def comment(self, text: str) -> None:
-        pass  # comments carry nothing we act on; dropping them keeps the tree small
+        if self._depth > 0:
+            self._tb.comment(text)
 
     def pi(self, target: str, data: str | None = None) -> None:
-        pass
+        if self._depth > 0:
+            self._tb.pi(target, data)
 
     def close(self) -> etree._Element:
-        return self._tb.close()
+        root: etree._Element = self._tb.close()
+        return root
 
 
 @attrs.frozen

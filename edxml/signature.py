@@ -1,0 +1,962 @@
+"""XML signatures (XMLDSig) of edXML envelopes: sign, verify against explicit trust, describe.
+
+The envelope signature is transport-level (standards.md §2.6): ONE enveloped signature over the
+whole document (Reference URI="", enveloped-signature transform, exclusive C14N, SHA-256), placed
+as a child of edXMLHeader where `edXML:DigitalSignature` was. Verification accepts only that shape,
+so that what was verified is the document itself: nothing a reader acts on can sit outside the
+signed scope, and signature-wrapping (XSW) rearrangements fail either the shape checks or the
+digest. `SignatureVerdict.signed_data` holds the canonical bytes the digest covered.
+
+Signed XML is bytes in, bytes out: store and forward the exact bytes; any re-serialisation
+(pretty-printing, dropping blank text) breaks the signature.
+
+Trust is always explicit (a `Trust` of roots and intermediates): signxml's own default is
+certifi's public WebPKI store, which must never decide who may sign an official document.
+Revocation (CRL/OCSP) is not checked yet; every verdict says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import enum
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.x509 import verification
+from cryptography.x509.oid import NameOID
+from lxml import etree
+from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
+from signxml.algorithms import (
+    CanonicalizationMethod,
+    DigestAlgorithm,
+    SignatureConstructionMethod,
+    SignatureMethod,
+)
+from signxml.exceptions import InvalidSignature, SignXMLException
+
+from edxml import xmlsafe
+from edxml.codes import DSIG_NS, NS
+from edxml.errors import EdxmlError, NotEdxml
+from edxml.findings import Fault, Finding, FindingCode, Severity
+from edxml.model import nfc
+
+# --- findings ---------------------------------------------------------------------------------
+
+SIGNATURE_ABSENT = FindingCode(
+    "SignatureAbsent",
+    Severity.INFO,
+    "The packet carries no XML signature",
+    "Gói tin không có chữ ký số XML",
+)
+SIGNATURE_NAMESPACE_WRONG = FindingCode(
+    "SignatureNamespaceWrong",
+    Severity.ERROR,
+    "The Signature element is in namespace '{namespace}', not XMLDSig ({expected}); "
+    "it is not an XML signature and cannot be verified",
+    "Phần tử Signature thuộc không gian tên '{namespace}', không phải XMLDSig ({expected}); "
+    "đây không phải chữ ký số XML hợp lệ và không thể kiểm tra",
+    Fault.SIGNATURE_INVALID,
+)
+CERTIFICATE_MALFORMED = FindingCode(
+    "CertificateMalformed",
+    Severity.ERROR,
+    "X509Certificate number {index} in the signature cannot be read: {detail}",
+    "Không đọc được chứng thư số thứ {index} (X509Certificate) trong chữ ký: {detail_vi}",
+    Fault.SIGNATURE_INVALID,
+)
+SIGNATURE_MALFORMED = FindingCode(
+    "SignatureMalformed",
+    Severity.ERROR,
+    "The signature cannot be processed: {detail}",
+    "Không xử lý được chữ ký số: {detail_vi}",
+    Fault.SIGNATURE_INVALID,
+)
+# Declared as a warning; under WeakPolicy.REJECT the same code is raised to an error.
+SIGNATURE_WEAK_ALGORITHM = FindingCode(
+    "SignatureWeakAlgorithm",
+    Severity.WARNING,
+    "The signature uses the weak algorithm {algorithm}",
+    "Chữ ký số dùng thuật toán yếu, không còn an toàn: {algorithm}",
+    Fault.SIGNATURE_INVALID,
+)
+SIGNATURE_SCOPE_INVALID = FindingCode(
+    "SignatureScopeInvalid",
+    Severity.ERROR,
+    "The signature does not cover exactly the whole packet: {detail}",
+    "Chữ ký số không bao trùm đúng và đủ toàn bộ gói tin: {detail_vi}",
+    Fault.SIGNATURE_INVALID,
+)
+SIGNATURE_INVALID = FindingCode(
+    "SignatureInvalid",
+    Severity.ERROR,
+    "The signature does not match the packet (altered after signing): {detail}",
+    "Chữ ký số không khớp với nội dung gói tin (gói tin đã bị thay đổi sau khi ký): {detail_vi}",
+    Fault.SIGNATURE_INVALID,
+)
+SIGNER_UNTRUSTED = FindingCode(
+    "SignerUntrusted",
+    Severity.ERROR,
+    "The signer's certificate is not trusted: {detail}",
+    "Chứng thư số của người ký không được tin cậy: {detail_vi}",
+    Fault.UNTRUSTED_SIGNER,
+)
+REVOCATION_NOT_CHECKED = FindingCode(
+    "RevocationNotChecked",
+    Severity.INFO,
+    "Certificate revocation (CRL/OCSP) was not checked",
+    "Chưa kiểm tra tình trạng thu hồi của chứng thư số (CRL/OCSP)",
+)
+SIGNATURE_TRUST_NOT_CONFIGURED = FindingCode(
+    "SignatureTrustNotConfigured",
+    Severity.WARNING,
+    "No trust anchors are configured: the signature was checked but the signer was not verified",
+    "Chưa cấu hình chứng thư gốc tin cậy: đã kiểm tra chữ ký nhưng chưa xác minh được người ký",
+)
+
+# --- public values ------------------------------------------------------------------------------
+
+
+class SignatureState(enum.Enum):
+    VALID = "valid"  # intact, covers the whole packet, signer chains to the trust
+    INVALID = "invalid"  # altered, wrong scope, refused algorithm, or untrusted/expired signer
+    ABSENT = "absent"  # no signature at all (whether that is acceptable is the gateway's policy)
+    UNVERIFIABLE = "unverifiable"  # cannot be checked: not XMLDSig, unreadable, or no trust anchors
+
+
+class WeakPolicy(enum.Enum):
+    """What a SHA-1 (or short RSA key) signature gets: a warning, or refusal."""
+
+    WARN = "warn"
+    REJECT = "reject"
+
+
+def _certificates(value: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
+    certs = tuple(value)
+    for cert in certs:
+        if not isinstance(cert, x509.Certificate):
+            raise TypeError(f"expected x509.Certificate objects, got {type(cert).__name__}")
+    return certs
+
+
+@attrs.frozen
+class Trust:
+    """Who may sign: trusted roots, plus intermediates a signer may leave out of its KeyInfo."""
+
+    roots: tuple[x509.Certificate, ...] = attrs.field(converter=_certificates)
+    intermediates: tuple[x509.Certificate, ...] = attrs.field(default=(), converter=_certificates)
+
+    @classmethod
+    def from_pem(cls, roots: bytes, intermediates: bytes = b"") -> Trust:
+        """Trust from PEM bundles the caller has read (this library opens no files)."""
+        return cls(
+            roots=x509.load_pem_x509_certificates(roots),
+            intermediates=x509.load_pem_x509_certificates(intermediates) if intermediates else (),
+        )
+
+    @classmethod
+    def from_pem_bundle(cls, *pems: bytes) -> Trust:
+        """Trust from mixed PEM bundles: self-signed certificates become roots, the rest
+        intermediates (an intermediate alone is no anchor: trust stays what the roots say)."""
+        certs = [cert for pem in pems for cert in x509.load_pem_x509_certificates(pem)]
+        return cls(
+            roots=[c for c in certs if c.subject == c.issuer],
+            intermediates=[c for c in certs if c.subject != c.issuer],
+        )
+
+
+_ORGAN_ID = re.compile(r"(?<![0-9A-Za-z.])\d{3}\.\d{2}\.\d{2}\.[A-Za-z]\d{2}(?![0-9A-Za-z.])")
+# Where Vietnamese CAs put an agency's identifier, most specific first.
+_ORGAN_ID_ATTRIBUTES = (
+    NameOID.USER_ID,
+    NameOID.ORGANIZATIONAL_UNIT_NAME,
+    NameOID.SERIAL_NUMBER,
+    NameOID.ORGANIZATION_NAME,
+    NameOID.COMMON_NAME,
+)
+_NAME_OVERRIDES = {NameOID.TITLE: "title", NameOID.SERIAL_NUMBER: "serialNumber"}
+
+
+def _name_value(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+    for attribute in name.get_attributes_for_oid(oid):
+        if isinstance(attribute.value, str):
+            return attribute.value
+    return None
+
+
+def _optional_nfc(value: str | None) -> str | None:
+    return None if value is None else nfc(value)
+
+
+def _organ_id(name: x509.Name) -> str | None:
+    for oid in _ORGAN_ID_ATTRIBUTES:
+        for attribute in name.get_attributes_for_oid(oid):
+            if isinstance(attribute.value, str):
+                match = _ORGAN_ID.search(nfc(attribute.value))
+                if match:
+                    return match.group(0).upper()
+    return None
+
+
+@attrs.frozen
+class SignerIdentity:
+    """Who the signing certificate names (as it says; trust is the verdict's business)."""
+
+    # Names are NFC-normalised: some CAs write Vietnamese decomposed.
+    subject: str = attrs.field(converter=nfc)
+    common_name: str | None = attrs.field(converter=_optional_nfc)
+    organization: str | None = attrs.field(converter=_optional_nfc)
+    organizational_unit: str | None = attrs.field(converter=_optional_nfc)
+    serial: str  # hexadecimal
+    not_before: datetime.datetime
+    not_after: datetime.datetime
+    fingerprint_sha256: str  # hexadecimal, lower case
+    issuer: str = attrs.field(converter=nfc)
+    organ_id: str | None  # an OrganId found in UID/OU/serialNumber/O/CN, if any
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "subject": self.subject,
+            "common_name": self.common_name,
+            "organization": self.organization,
+            "organizational_unit": self.organizational_unit,
+            "serial": self.serial,
+            "not_before": self.not_before.isoformat(),
+            "not_after": self.not_after.isoformat(),
+            "fingerprint_sha256": self.fingerprint_sha256,
+            "issuer": self.issuer,
+            "organ_id": self.organ_id,
+        }
+
+    @classmethod
+    def from_certificate(cls, cert: x509.Certificate) -> SignerIdentity:
+        subject = cert.subject
+        return cls(
+            subject=subject.rfc4514_string(_NAME_OVERRIDES),
+            common_name=_name_value(subject, NameOID.COMMON_NAME),
+            organization=_name_value(subject, NameOID.ORGANIZATION_NAME),
+            organizational_unit=_name_value(subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
+            serial=format(cert.serial_number, "X"),
+            not_before=cert.not_valid_before_utc,
+            not_after=cert.not_valid_after_utc,
+            fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
+            issuer=cert.issuer.rfc4514_string(_NAME_OVERRIDES),
+            organ_id=_organ_id(subject),
+        )
+
+
+@attrs.frozen
+class SignatureVerdict:
+    """What checking a packet's signature found. Only `valid` means: intact, whole, trusted."""
+
+    state: SignatureState
+    reason: str  # one English sentence; findings carry both languages
+    signature_method: str | None = None  # algorithm URIs as written in the signature
+    digest_method: str | None = None
+    c14n_method: str | None = None
+    weak: bool = False
+    signer: SignerIdentity | None = None
+    certificates: int = 0  # X509Certificate elements in KeyInfo
+    findings: tuple[Finding, ...] = ()
+    chain: tuple[str, ...] = ()  # subjects of the verified chain, signer first, root last
+    covers_document: bool = False  # the checked signature's scope is the whole document
+    revocation_checked: bool = False
+    signed_data: bytes | None = attrs.field(default=None, repr=False)  # canonical signed bytes
+
+    @property
+    def is_valid(self) -> bool:
+        return self.state is SignatureState.VALID
+
+    @property
+    def errors(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.is_error)
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything but the signed bytes, as JSON-ready values."""
+        return {
+            "state": self.state.value,
+            "reason": self.reason,
+            "signature_method": self.signature_method,
+            "digest_method": self.digest_method,
+            "c14n_method": self.c14n_method,
+            "weak": self.weak,
+            "signer": self.signer.to_json() if self.signer is not None else None,
+            "certificates": self.certificates,
+            "chain": list(self.chain),
+            "covers_document": self.covers_document,
+            "revocation_checked": self.revocation_checked,
+            "findings": [f.to_json() for f in self.findings],
+        }
+
+
+class SigningError(EdxmlError):
+    """The document cannot be signed as it is."""
+
+    code = "SigningError"
+    fault = Fault.RULE_VIOLATION
+    vi = "Không ký được gói tin"
+
+
+class AlreadySigned(SigningError):
+    """The document already has a signature: re-signing is a caller bug, never done silently."""
+
+    code = "AlreadySigned"
+    vi = "Gói tin đã có chữ ký số; không ký lại"
+
+
+# --- shared helpers -----------------------------------------------------------------------------
+
+_ENVELOPE = f"{{{NS}}}edXMLEnvelope"
+_HEADER = f"{{{NS}}}edXMLHeader"
+_SLOT = f"{{{NS}}}DigitalSignature"
+_ROOT = f"{{{NS}}}edXML"
+_DS_SIGNATURE = f"{{{DSIG_NS}}}Signature"
+_LOCATION = f"./{_ENVELOPE}/{_HEADER}/"
+_HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader"
+
+_SHA1_SIGNATURES = frozenset(m for m in SignatureMethod if "SHA1" in m.name)
+_SHA1_DIGESTS = frozenset(d for d in DigestAlgorithm if "SHA1" in d.name)
+_STRONG_SIGNATURES = frozenset(
+    m for m in SignatureMethod if m not in _SHA1_SIGNATURES and not m.name.startswith("HMAC")
+)
+_STRONG_DIGESTS = frozenset(DigestAlgorithm) - _SHA1_DIGESTS
+_MIN_RSA_BITS = 2048
+_C14N_URIS = frozenset(m.value for m in CanonicalizationMethod)
+_ENVELOPED_URI = SignatureConstructionMethod.enveloped.value
+
+
+def _internal_parser() -> etree.XMLParser:
+    """Parser for signxml's internal re-parses of trees that xmlsafe has already accepted.
+
+    signxml serialises and re-parses the tree several times; its default parser stops at text
+    nodes over 10 MB, which a base64 attachment easily is. The input here is always lxml's own
+    serialisation of an xmlsafe tree (no DTD, bounded depth and size), never received bytes.
+    """
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        huge_tree=True,
+        remove_blank_text=False,
+    )
+
+
+class _Signer(XMLSigner):
+    @property
+    def parser(self) -> Any:
+        return _internal_parser()
+
+
+def _local(element: etree._Element) -> str:
+    tag = element.tag
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+def _namespace(element: etree._Element) -> str | None:
+    tag = element.tag
+    return etree.QName(tag).namespace if isinstance(tag, str) else None
+
+
+def _children(element: etree._Element, local: str) -> list[etree._Element]:
+    return [child for child in element if _local(child) == local]
+
+
+def _path(element: etree._Element) -> str:
+    parts = []
+    node: etree._Element | None = element
+    while node is not None:
+        parts.append(_local(node))
+        node = node.getparent()
+    return "/" + "/".join(reversed(parts))
+
+
+def _looks_like_signature(element: etree._Element) -> bool:
+    if element.tag == _DS_SIGNATURE:
+        return True
+    return _local(element) == "Signature" and any(
+        _local(child) in ("SignedInfo", "SignatureValue") for child in element
+    )
+
+
+def _signatures(root: etree._Element) -> list[etree._Element]:
+    return [el for el in root.iter() if isinstance(el.tag, str) and _looks_like_signature(el)]
+
+
+def _utc(moment: datetime.datetime | None) -> datetime.datetime:
+    if moment is None:
+        return datetime.datetime.now(datetime.UTC)
+    if moment.tzinfo is None:
+        raise ValueError("`now` must be timezone-aware")
+    return moment.astimezone(datetime.UTC)
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+def sign(
+    data: bytes,
+    key: PrivateKeyTypes,
+    chain: Sequence[x509.Certificate],
+    *,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+) -> bytes:
+    """Sign an edXML packet: one enveloped XMLDSig over the whole document, in edXMLHeader.
+
+    `chain` is the signing certificate first, then the intermediates to ship in KeyInfo. The key
+    is an object loaded once by the caller (loading a PEM key costs ~60 ms of RSA checks).
+    The Signature replaces an empty `edXML:DigitalSignature` or is appended to edXMLHeader.
+    """
+    if isinstance(key, rsa.RSAPrivateKey):
+        method = SignatureMethod.RSA_SHA256
+    elif isinstance(key, ec.EllipticCurvePrivateKey):
+        method = SignatureMethod.ECDSA_SHA256
+    else:
+        raise TypeError(f"only RSA and EC keys can sign, not {type(key).__name__}")
+    certs = _certificates(chain)
+    if not certs:
+        raise ValueError("chain must hold at least the signing certificate")
+    if certs[0].public_key() != key.public_key():
+        raise ValueError("the key does not belong to the first certificate of the chain")
+
+    root = xmlsafe.parse(data, limits=limits)
+    header = _header_of(root)
+    present = _signatures(root)
+    if present:
+        raise AlreadySigned(f"the packet already has a signature at {_path(present[0])}")
+    slots = [child for child in header if child.tag == _SLOT]
+    if len(slots) > 1:
+        raise SigningError(f"{len(slots)} DigitalSignature elements in edXMLHeader")
+    placeholder = etree.Element(_DS_SIGNATURE, {"Id": "placeholder"}, nsmap={"ds": DSIG_NS})
+    if slots:
+        slot = slots[0]
+        if len(slot) or (slot.text or "").strip():
+            raise AlreadySigned("edXML:DigitalSignature is not empty")
+        placeholder.tail = slot.tail
+        header.replace(slot, placeholder)
+    else:
+        header.append(placeholder)
+
+    signer = _Signer(
+        method=SignatureConstructionMethod.enveloped,
+        signature_algorithm=method,
+        digest_algorithm=DigestAlgorithm.SHA256,
+        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+    )
+    signed = signer.sign(root, key=key, cert=list(certs))
+    references = signed.findall(
+        f".//{_DS_SIGNATURE}/{{{DSIG_NS}}}SignedInfo/{{{DSIG_NS}}}Reference"
+    )
+    if [ref.get("URI") for ref in references] != [""]:
+        # signxml points the reference at an Id on the root element when there is one.
+        raise SigningError("the root element carries an Id; the signature must cover URI=''")
+    return b'<?xml version="1.0" encoding="UTF-8"?>\n' + etree.tostring(signed, encoding="UTF-8")
+
+
+def _header_of(root: etree._Element) -> etree._Element:
+    if root.tag != _ROOT:
+        raise NotEdxml(f"root element is {root.tag!r}, not {_ROOT}")
+    header = root.find(f"{_ENVELOPE}/{_HEADER}")
+    if header is None:
+        raise NotEdxml("no edXMLEnvelope/edXMLHeader to hold the signature")
+    return header
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+def verify(
+    data: bytes,
+    trust: Trust,
+    *,
+    weak: WeakPolicy = WeakPolicy.WARN,
+    now: datetime.datetime | None = None,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+) -> SignatureVerdict:
+    """Check the packet's signature against `trust` at `now` (default: the current time).
+
+    Everything about the signature is in the verdict. Raises only for bytes the hardened parser
+    refuses (`edxml.errors.XMLRefused`) and for caller bugs (a naive `now`, trust not a Trust).
+    """
+    if not isinstance(trust, Trust):
+        raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
+    root = xmlsafe.parse(data, limits=limits)
+    return _Examination(root, weak, _utc(now)).run(trust)
+
+
+def describe(
+    data: bytes,
+    *,
+    weak: WeakPolicy = WeakPolicy.WARN,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+) -> SignatureVerdict:
+    """Inspect the signature without trust: algorithms, certificates, signer, integrity.
+
+    A signature that is intact comes back `unverifiable` ("no trust anchors"): who signed it
+    is only what the certificate claims. An altered or wrongly scoped one is still `invalid`.
+    """
+    root = xmlsafe.parse(data, limits=limits)
+    return _Examination(root, weak, _utc(None)).run(None)
+
+
+@attrs.frozen
+class _Text:
+    en: str
+    vi: str
+
+
+class _Examination:
+    """One verification: collects findings and facts, then decides the state."""
+
+    def __init__(self, root: etree._Element, weak: WeakPolicy, now: datetime.datetime) -> None:
+        self.root = root
+        self.weak_policy = weak
+        self.now = now
+        self.findings: list[Finding] = []
+        self.signature_method: str | None = None
+        self.digest_method: str | None = None
+        self.c14n_method: str | None = None
+        self.weak = False
+        self.certs: list[x509.Certificate] = []
+        self.cert_count = 0
+        self.leaf: x509.Certificate | None = None
+        self.scope_broken = False
+        self.unreadable = False
+
+    # -- findings
+
+    def _scope(self, path: str, text: _Text) -> None:
+        self.scope_broken = True
+        self.findings.append(SIGNATURE_SCOPE_INVALID(path=path, detail=text.en, detail_vi=text.vi))
+
+    def _malformed(self, path: str, text: _Text) -> None:
+        self.unreadable = True
+        self.findings.append(SIGNATURE_MALFORMED(path=path, detail=text.en, detail_vi=text.vi))
+
+    def _weak_algorithm(self, path: str, algorithm: str) -> None:
+        self.weak = True
+        finding = SIGNATURE_WEAK_ALGORITHM(path=path, algorithm=algorithm)
+        if self.weak_policy is WeakPolicy.REJECT:
+            finding = attrs.evolve(finding, severity=Severity.ERROR)
+        self.findings.append(finding)
+
+    def verdict(self, state: SignatureState, reason: str, **extra: Any) -> SignatureVerdict:
+        return SignatureVerdict(
+            state=state,
+            reason=reason,
+            signature_method=self.signature_method,
+            digest_method=self.digest_method,
+            c14n_method=self.c14n_method,
+            weak=self.weak,
+            signer=_identity(self.leaf),
+            certificates=self.cert_count,
+            findings=tuple(self.findings),
+            **extra,
+        )
+
+    # -- the whole procedure
+
+    def run(self, trust: Trust | None) -> SignatureVerdict:
+        signatures = _signatures(self.root)
+        if not signatures:
+            return self._absent()
+        signature = signatures[0]
+        if len(signatures) > 1:
+            self._scope(
+                _path(signatures[1]),
+                _Text(
+                    f"{len(signatures)} Signature elements; exactly one is allowed",
+                    f"có {len(signatures)} phần tử Signature; chỉ được phép có đúng một",
+                ),
+            )
+        if signature.tag != _DS_SIGNATURE:
+            return self._wrong_namespace(signature)
+        self._check_location(signature)
+        self._read_signed_info(signature)
+        self._check_unsigned_content(signature)
+        self._read_certificates(signature)
+        if self.scope_broken:
+            return self.verdict(SignatureState.INVALID, "the signature does not cover the packet")
+        if self.unreadable or self.leaf is None:
+            return self.verdict(SignatureState.UNVERIFIABLE, "the signature cannot be processed")
+        if self.weak and self.weak_policy is WeakPolicy.REJECT:
+            return self.verdict(
+                SignatureState.INVALID, "the signature uses a refused weak algorithm"
+            )
+        signed_data = self._check_integrity(self.leaf)
+        if isinstance(signed_data, SignatureVerdict):
+            return signed_data
+        whole = {"covers_document": True, "signed_data": signed_data}
+        if trust is None or not trust.roots:
+            self.findings.append(SIGNATURE_TRUST_NOT_CONFIGURED(path=_path(signature)))
+            return self.verdict(
+                SignatureState.UNVERIFIABLE,
+                "no trust anchors: the signature is intact but the signer is not verified",
+                **whole,
+            )
+        chain, problem = self._check_chain(self.leaf, trust)
+        self.findings.append(REVOCATION_NOT_CHECKED(path=_path(signature)))
+        if problem is not None:
+            self.findings.append(
+                SIGNER_UNTRUSTED(path=_path(signature), detail=problem.en, detail_vi=problem.vi)
+            )
+            return self.verdict(
+                SignatureState.INVALID, f"signer not trusted: {problem.en}", **whole
+            )
+        return self.verdict(
+            SignatureState.VALID,
+            "the signature is valid and covers the whole packet; the signer chains to a trusted"
+            " root (revocation not checked)",
+            chain=tuple(c.subject.rfc4514_string(_NAME_OVERRIDES) for c in chain),
+            **whole,
+        )
+
+    def _absent(self) -> SignatureVerdict:
+        for slot in self.root.iter(_SLOT):
+            if len(slot) or (slot.text or "").strip():
+                self._malformed(
+                    _path(slot),
+                    _Text(
+                        "DigitalSignature holds content that is not an XMLDSig Signature",
+                        "DigitalSignature chứa nội dung không phải chữ ký XMLDSig",
+                    ),
+                )
+                return self.verdict(
+                    SignatureState.UNVERIFIABLE, "DigitalSignature holds no XML signature"
+                )
+        self.findings.append(SIGNATURE_ABSENT(path=_HEADER_PATH))
+        return self.verdict(SignatureState.ABSENT, "the packet is not signed")
+
+    def _wrong_namespace(self, signature: etree._Element) -> SignatureVerdict:
+        self.findings.append(
+            SIGNATURE_NAMESPACE_WRONG(
+                path=_path(signature),
+                namespace=_namespace(signature) or "",
+                expected=DSIG_NS,
+            )
+        )
+        # Described anyway, leniently, so that the report says what the sender meant to use.
+        signed_info = _first(signature, "SignedInfo")
+        if signed_info is not None:
+            self.c14n_method = _algorithm(_first(signed_info, "CanonicalizationMethod"))
+            self.signature_method = _algorithm(_first(signed_info, "SignatureMethod"))
+            reference = _first(signed_info, "Reference")
+            if reference is not None:
+                self.digest_method = _algorithm(_first(reference, "DigestMethod"))
+        self._judge_algorithms(_path(signature))
+        self._read_certificates(signature)
+        if self.scope_broken:
+            return self.verdict(SignatureState.INVALID, "the signature does not cover the packet")
+        return self.verdict(
+            SignatureState.UNVERIFIABLE, "the Signature element is not in the XMLDSig namespace"
+        )
+
+    # -- shape
+
+    def _check_location(self, signature: etree._Element) -> None:
+        parent = signature.getparent()
+        envelope = parent.getparent() if parent is not None else None
+        placed = (
+            self.root.tag == _ROOT
+            and parent is not None
+            and parent.tag == _HEADER
+            and envelope is not None
+            and envelope.tag == _ENVELOPE
+            and envelope.getparent() is self.root
+        )
+        if not placed:
+            self._scope(
+                _path(signature),
+                _Text(
+                    f"the Signature is at {_path(signature)}; it must be a child of {_HEADER_PATH}",
+                    f"chữ ký nằm ở {_path(signature)}; phải là phần tử con của {_HEADER_PATH}",
+                ),
+            )
+
+    def _read_signed_info(self, signature: etree._Element) -> None:
+        where = _path(signature)
+        signed_info = signature.find(f"{{{DSIG_NS}}}SignedInfo")
+        if signed_info is None:
+            self._malformed(where, _Text("no SignedInfo", "thiếu phần tử SignedInfo"))
+            return
+        self.c14n_method = _algorithm(signed_info.find(f"{{{DSIG_NS}}}CanonicalizationMethod"))
+        self.signature_method = _algorithm(signed_info.find(f"{{{DSIG_NS}}}SignatureMethod"))
+        references = signed_info.findall(f"{{{DSIG_NS}}}Reference")
+        if len(references) != 1:
+            self._scope(
+                where,
+                _Text(
+                    f'{len(references)} References; exactly one (URI="") is allowed',
+                    f'có {len(references)} phần tử Reference; chỉ được phép đúng một (URI="")',
+                ),
+            )
+        if references:
+            self.digest_method = _algorithm(references[0].find(f"{{{DSIG_NS}}}DigestMethod"))
+        for reference in references:
+            self._check_reference(reference)
+        if self.c14n_method not in _C14N_URIS:
+            self._malformed(where, _unsupported("CanonicalizationMethod", self.c14n_method))
+        self._judge_algorithms(where)
+
+    def _judge_algorithms(self, where: str) -> None:
+        try:
+            signature_method = SignatureMethod(self.signature_method)
+        except ValueError:
+            self._malformed(where, _unsupported("SignatureMethod", self.signature_method))
+        else:
+            if signature_method in _SHA1_SIGNATURES:
+                self._weak_algorithm(where, signature_method.name.replace("_", "-"))
+            elif signature_method not in _STRONG_SIGNATURES:
+                self._malformed(where, _unsupported("SignatureMethod", self.signature_method))
+        try:
+            digest = DigestAlgorithm(self.digest_method)
+        except ValueError:
+            self._malformed(where, _unsupported("DigestMethod", self.digest_method))
+        else:
+            if digest in _SHA1_DIGESTS:
+                self._weak_algorithm(where, digest.name.replace("_", "-"))
+
+    def _check_reference(self, reference: etree._Element) -> None:
+        where = _path(reference)
+        uri = reference.get("URI")
+        if uri != "":
+            shown = "no URI" if uri is None else f'URI="{uri}"'
+            self._scope(
+                where,
+                _Text(
+                    f'the Reference has {shown}; only URI="" (the whole packet) is allowed',
+                    f'Reference có {shown}; chỉ chấp nhận URI="" (toàn bộ gói tin)',
+                ),
+            )
+        transforms = reference.find(f"{{{DSIG_NS}}}Transforms")
+        algorithms = [t.get("Algorithm") for t in (transforms if transforms is not None else ())]
+        enveloped = algorithms.count(_ENVELOPED_URI)
+        others = [a for a in algorithms if a != _ENVELOPED_URI and a not in _C14N_URIS]
+        if enveloped != 1 or others or len(algorithms) - enveloped > 1:
+            self._scope(
+                where,
+                _Text(
+                    "the transforms must be the enveloped-signature transform and at most one "
+                    f"canonicalization, not {algorithms}",
+                    "các phép biến đổi phải là enveloped-signature và tối đa một phép chuẩn hóa, "
+                    f"không phải {algorithms}",
+                ),
+            )
+
+    def _check_unsigned_content(self, signature: etree._Element) -> None:
+        # URI="" excludes the whole Signature from the digest: whatever sits in it is unsigned.
+        for element in signature.iter():
+            if not isinstance(element.tag, str):
+                continue
+            if element.tag == f"{{{DSIG_NS}}}Object" or _namespace(element) == NS:
+                self._scope(
+                    _path(element),
+                    _Text(
+                        f"the Signature carries {_local(element)} content outside what it signs",
+                        f"chữ ký chứa nội dung {_local(element)} nằm ngoài phạm vi được ký",
+                    ),
+                )
+                return
+
+    # -- certificates
+
+    def _read_certificates(self, signature: etree._Element) -> None:
+        texts = [
+            el
+            for el in signature.iter()
+            if isinstance(el.tag, str) and _local(el) == "X509Certificate"
+        ]
+        self.cert_count = len(texts)
+        if not texts:
+            self._malformed(
+                _path(signature),
+                _Text(
+                    "KeyInfo carries no X509Certificate (X509SubjectName alone names no key)",
+                    "KeyInfo không chứa X509Certificate (chỉ X509SubjectName thì không có khóa)",
+                ),
+            )
+            return
+        for index, element in enumerate(texts, start=1):
+            cert, problem = _load_certificate(element.text or "")
+            if problem is not None:
+                self.unreadable = True
+                self.findings.append(
+                    CERTIFICATE_MALFORMED(
+                        path=_path(element), index=index, detail=problem.en, detail_vi=problem.vi
+                    )
+                )
+            elif cert is not None:
+                self.certs.append(cert)
+        if self.certs:
+            self.leaf = _pick_leaf(self.certs)
+            public_key = self.leaf.public_key()
+            if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < _MIN_RSA_BITS:
+                self._weak_algorithm(_path(signature), f"RSA-{public_key.key_size}")
+
+    # -- cryptography
+
+    def _check_integrity(self, leaf: x509.Certificate) -> bytes | SignatureVerdict:
+        """Digest and signature value against the leaf's key: the signed bytes, or a refusal."""
+        allowed_signatures = set(_STRONG_SIGNATURES)
+        allowed_digests = set(_STRONG_DIGESTS)
+        if self.weak_policy is WeakPolicy.WARN:
+            allowed_signatures |= _SHA1_SIGNATURES - {SignatureMethod.HMAC_SHA1}
+            allowed_digests |= _SHA1_DIGESTS
+        config = SignatureConfiguration(
+            require_x509=True,
+            location=_LOCATION,
+            expect_references=1,
+            signature_methods=frozenset(allowed_signatures),
+            digest_algorithms=frozenset(allowed_digests),
+            # Validity against `now` is judged with the chain; here only the key is used.
+            verification_time=min(
+                max(self.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc
+            ),
+        )
+        where = f"{_HEADER_PATH}/Signature"
+        try:
+            result = XMLVerifier().verify(
+                self.root, x509_cert=leaf, expect_config=config, parser=_internal_parser()
+            )
+        except InvalidSignature as exc:
+            self.findings.append(
+                SIGNATURE_INVALID(path=where, detail=str(exc), detail_vi=_integrity_vi(exc))
+            )
+            return self.verdict(SignatureState.INVALID, "the packet was altered after signing")
+        except (SignXMLException, ValueError, etree.LxmlError) as exc:
+            self._malformed(
+                where, _Text(str(exc), f"cấu trúc chữ ký không hợp lệ ({type(exc).__name__})")
+            )
+            return self.verdict(SignatureState.UNVERIFIABLE, "the signature cannot be processed")
+        if isinstance(result, list):  # expect_references=1 makes this unreachable
+            raise AssertionError("signxml returned several results for one reference")
+        return result.signed_data
+
+    def _check_chain(
+        self, leaf: x509.Certificate, trust: Trust
+    ) -> tuple[list[x509.Certificate], _Text | None]:
+        intermediates = [c for c in self.certs if c is not leaf] + list(trust.intermediates)
+        builder = (
+            verification.PolicyBuilder()
+            .store(verification.Store(list(trust.roots)))
+            .time(self.now)
+            .extension_policies(ee_policy=_EE_POLICY, ca_policy=_CA_POLICY)
+        )
+        try:
+            verified = builder.build_client_verifier().verify(leaf, intermediates)
+        except verification.VerificationError as exc:
+            return [], _chain_problem(str(exc), leaf, self.now)
+        return list(verified.chain), None
+
+
+def _first(element: etree._Element, local: str) -> etree._Element | None:
+    found = _children(element, local)
+    return found[0] if found else None
+
+
+def _algorithm(element: etree._Element | None) -> str | None:
+    return element.get("Algorithm") if element is not None else None
+
+
+def _unsupported(what: str, uri: str | None) -> _Text:
+    return _Text(f"unsupported {what} {uri!r}", f"không hỗ trợ thuật toán {what} {uri!r}")
+
+
+def _identity(cert: x509.Certificate | None) -> SignerIdentity | None:
+    if cert is None:
+        return None
+    try:
+        return SignerIdentity.from_certificate(cert)
+    except ValueError:  # a certificate whose names do not decode
+        return None
+
+
+def _load_certificate(text: str) -> tuple[x509.Certificate | None, _Text | None]:
+    compact = "".join(text.split())
+    try:
+        der = base64.b64decode(compact, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        return None, _Text(
+            f"not base64 ({exc}; {len(compact)} characters: truncated?)",
+            f"không phải base64 hợp lệ ({len(compact)} ký tự: có thể bị cắt cụt)",
+        )
+    try:
+        cert = x509.load_der_x509_certificate(der)
+        cert.subject.rfc4514_string()  # names are decoded lazily; fail here, not later
+    except ValueError as exc:
+        return None, _Text(
+            f"not a DER X.509 certificate ({exc})",
+            "không phải chứng thư số X.509 (DER) hợp lệ",
+        )
+    return cert, None
+
+
+def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
+    """The certificate that issued none of the others (XMLDSig imposes no order)."""
+    issuers = {c.issuer for c in certs if c.issuer != c.subject}
+    for cert in certs:
+        if cert.subject not in issuers:
+            return cert
+    return certs[0]
+
+
+def _require_signing_usage(
+    policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
+) -> None:
+    if usage is None or not usage.digital_signature:
+        raise ValueError("certificate KeyUsage does not allow digitalSignature")
+
+
+_AGNOSTIC = verification.Criticality.AGNOSTIC
+_EE_POLICY = verification.ExtensionPolicy.permit_all().require_present(
+    x509.KeyUsage, _AGNOSTIC, _require_signing_usage
+)
+# Legacy government roots predate KeyUsage on CAs, which the WebPKI profile requires. The path
+# builder itself still refuses issuers that are not CAs or whose KeyUsage lacks keyCertSign.
+_CA_POLICY = verification.ExtensionPolicy.permit_all().require_present(
+    x509.BasicConstraints, _AGNOSTIC, None
+)
+
+
+def _chain_problem(message: str, leaf: x509.Certificate, now: datetime.datetime) -> _Text:
+    stamp = now.isoformat(timespec="seconds")
+    if "not valid at validation time" in message:
+        if now > leaf.not_valid_after_utc:
+            until = leaf.not_valid_after_utc.isoformat(timespec="seconds")
+            return _Text(
+                f"the signing certificate expired at {until} (checked at {stamp})",
+                f"chứng thư số ký đã hết hạn lúc {until} (thời điểm kiểm tra {stamp})",
+            )
+        if now < leaf.not_valid_before_utc:
+            since = leaf.not_valid_before_utc.isoformat(timespec="seconds")
+            return _Text(
+                f"the signing certificate is not valid before {since} (checked at {stamp})",
+                f"chứng thư số ký chưa có hiệu lực trước {since} (thời điểm kiểm tra {stamp})",
+            )
+        return _Text(
+            f"a certificate of the chain is expired or not yet valid at {stamp}",
+            f"một chứng thư trong chuỗi đã hết hạn hoặc chưa có hiệu lực tại {stamp}",
+        )
+    if "digitalSignature" in message:
+        return _Text(
+            "the signing certificate's KeyUsage does not allow digitalSignature",
+            "chứng thư số ký không cho phép ký số (KeyUsage thiếu digitalSignature)",
+        )
+    if "candidates exhausted" in message:
+        return _Text(
+            f"no chain to a trusted root ({message})",
+            "không xây dựng được chuỗi chứng thư tới chứng thư gốc tin cậy",
+        )
+    return _Text(message, f"lỗi kiểm tra chuỗi chứng thư số: {message}")
+
+
+def _integrity_vi(exc: Exception) -> str:
+    if "Digest mismatch" in str(exc):
+        return "giá trị băm của nội dung không khớp"
+    return "giá trị chữ ký không khớp với khóa của chứng thư số"

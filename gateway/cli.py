@@ -1,0 +1,145 @@
+"""`gateway` — the command line of the exchange gateway (click; rich tables; --json for machines).
+
+Exit codes follow sysexits: 0 OK, 1 failure, 2 usage, 65 data refused (EX_DATAERR),
+66 input missing (EX_NOINPUT), 78 configuration (EX_CONFIG).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+EX_OK = 0
+EX_DATAERR = 65
+EX_NOINPUT = 66
+
+EPILOG = "Exit codes: 0 acceptable, 65 refused (EX_DATAERR), 66 file missing (EX_NOINPUT), 2 usage."
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="edxml-gateway")
+def main() -> None:
+    """edXML exchange gateway (QCVN 102:2016) for Vietnamese state agencies."""
+
+
+@main.command(epilog=EPILOG)
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option(
+    "--trust",
+    "trust_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="PEM file of trusted root (and intermediate) certificates; repeatable.",
+)
+@click.option(
+    "--weak",
+    type=click.Choice(["warn", "reject"]),
+    default="warn",
+    show_default=True,
+    help="What a SHA-1 envelope signature gets.",
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse any deviation from the strict edXML schema (element order, formats).",
+)
+def inspect(
+    file: Path, as_json: bool, trust_files: tuple[Path, ...], weak: str, strict: bool
+) -> None:
+    """Read an edXML FILE offline and say what it is and whether it is acceptable."""
+    from edxml import check, signature
+
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        click.echo(f"cannot read {file}: {exc.strerror}", err=True)
+        sys.exit(EX_NOINPUT)
+    trust = (
+        signature.Trust.from_pem_bundle(*(p.read_bytes() for p in trust_files))
+        if trust_files
+        else None
+    )
+    report = check.examine(data, trust=trust, weak=signature.WeakPolicy(weak), strict_schema=strict)
+    payload = report.to_json()
+    payload["file"] = str(file)
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+    else:
+        _print_report(payload)
+    sys.exit(EX_OK if report.acceptable else EX_DATAERR)
+
+
+def _print_report(r: dict[str, Any]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    verdict = "[green]acceptable[/]" if r["acceptable"] else "[red]refused[/]"
+    console.print(f"[bold]{r['file']}[/] — {r['kind']}, {r['size']} bytes — {verdict}")
+    if "refusal" in r:
+        ref = r["refusal"]
+        console.print(f"[red]{ref['code']}[/]: {ref['message_en']}\n  {ref['message_vi']}")
+        return
+    facts = Table(show_header=False, box=None)
+    facts.add_column(style="bold")
+    facts.add_column()
+    facts.add_row("DocumentId", r.get("document_id") or "—")
+    facts.add_row("From", _org_text(r.get("from")))
+    if r["kind"] == "envelope":
+        facts.add_row("To", "\n".join(_org_text(o) for o in r["to"]) or "—")
+        facts.add_row("Code", f"{r['code']['number']}/{r['code']['notation']}")
+        facts.add_row("Subject", r["subject"])
+        facts.add_row("Priority", f"{r['priority']['code']} ({r['priority']['label_vi']})")
+        business = f"{r['business_type']['code']} ({r['business_type']['name']})"
+        if r.get("business_target"):
+            business += f" → {r['business_target']}"
+        facts.add_row("Business", business)
+    else:
+        st = r["status"]
+        facts.add_row("Status", f"{st['code']} {st['label_vi']} / {st['label_en']}")
+        facts.add_row("Description", r.get("description") or "")
+        facts.add_row("Timestamp", r.get("timestamp") or "—")
+    sig = r.get("signature") or {}
+    facts.add_row("Signature", f"{sig.get('state', '—')} {sig.get('reason') or ''}".strip())
+    console.print(facts)
+    if r.get("attachments"):
+        table = Table(title="Attachments")
+        for col in ("name", "declared", "detected", "size", "sha256", "allowed"):
+            table.add_column(col)
+        for a in r["attachments"]:
+            table.add_row(
+                str(a.get("name")),
+                str(a.get("declared_type")),
+                str(a.get("detected_mime") or a.get("detected_kind")),
+                str(a.get("size")),
+                str(a.get("sha256", ""))[:16] + "…",
+                "yes" if a.get("allowed") else "no",
+            )
+        console.print(table)
+    if r["findings"]:
+        table = Table(title="Findings")
+        for col in ("severity", "code", "message"):
+            table.add_column(col)
+        colour = {"error": "red", "warning": "yellow", "info": "cyan"}
+        for f in r["findings"]:
+            sev = f["severity"]
+            message = f"{f['message_en']}\n[dim]{f['message_vi']}[/]"
+            if f.get("path"):
+                message += f"\n[dim]{f['path']}[/]"
+            table.add_row(f"[{colour[sev]}]{sev}[/]", f["code"], message)
+        console.print(table)
+
+
+def _org_text(org: dict[str, str] | None) -> str:
+    if not org:
+        return "—"
+    return f"{org['organ_id']} {org.get('organ_name') or ''}".strip()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
