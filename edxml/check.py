@@ -71,13 +71,18 @@ class Report:
 
 
 def _dedupe(findings: Iterable[Finding]) -> tuple[Finding, ...]:
+    """One finding per fact: exact repeats go, and the reader's generic MissingElement gives
+    way to a rule's more specific error at the same path (OrganIdMissing, DocumentIdMissing)."""
+    items = list(findings)
+    specific = {f.path for f in items if f.is_error and f.code != "MissingElement"}
     seen: set[tuple[str, str | None, str]] = set()
     out = []
-    for f in findings:
+    for f in items:
         key = (f.code, f.path, f.message_en)
-        if key not in seen:
-            seen.add(key)
-            out.append(f)
+        if key in seen or (f.code == "MissingElement" and f.path in specific):
+            continue
+        seen.add(key)
+        out.append(f)
     order = {Severity.ERROR: 0, Severity.WARNING: 1, Severity.INFO: 2}
     return tuple(sorted(out, key=lambda f: order[f.severity]))
 

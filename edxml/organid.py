@@ -19,8 +19,9 @@ from edxml.errors import EdxmlError
 from edxml.findings import Fault
 from edxml.model import Code, Organization
 
-ORGAN_ID_CLASSIC = re.compile(r"^\d{3}\.\d{2}\.\d{2}\.[A-Z]\d{2}$")
-ORGAN_ID_EXTENDED = re.compile(r"^[0-9A-Za-z.\-:_]{1,35}$")
+# ASCII digits only and \Z, not $: "٠٠٠.٠٠.٠٠.H٢٣" and a trailing newline are not codes.
+ORGAN_ID_CLASSIC = re.compile(r"^[0-9]{3}\.[0-9]{2}\.[0-9]{2}\.[A-Z][0-9]{2}\Z")
+ORGAN_ID_EXTENDED = re.compile(r"^[0-9A-Za-z.\-:_]{1,35}\Z")
 ORGAN_ID_MAX_LENGTH = 35
 
 
@@ -45,6 +46,20 @@ def classify(organ_id: str) -> OrganIdForm | None:
 
 def is_valid(organ_id: str) -> bool:
     return classify(organ_id) is not None
+
+
+def find_organ_id(text: str) -> str | None:
+    """The first classic OrganId standing alone in `text` (a certificate's OU, say), upper-cased.
+
+    Standing alone means no ASCII letter, digit or dot glued to it, so `1000.00.00.H23` and
+    `1.000656.000.00.00.H29` hold none. Extended codes are not looked for: in free text they
+    cannot be told from other words. Some CAs write the unit letter in lower case.
+    """
+    for word in re.finditer(r"[0-9A-Za-z.]+", text):
+        candidate = word.group(0).upper()
+        if ORGAN_ID_CLASSIC.match(candidate):
+            return candidate
+    return None
 
 
 @attrs.frozen
@@ -108,9 +123,9 @@ class ClassicOrganId:
 
 # --- DocumentId -------------------------------------------------------------------------------
 
-_DATE = re.compile(r"^(\d{4})/(\d{2})/(\d{2})$")
-_YEAR = re.compile(r"^\d{4}$")
-_SEQUENCE = re.compile(r"^\d+$")
+_DATE = re.compile(r"^([0-9]{4})/([0-9]{2})/([0-9]{2})\Z")
+_YEAR = re.compile(r"^[0-9]{4}\Z")
+_SEQUENCE = re.compile(r"^[0-9]+\Z")
 
 # Part names as the messages give them, in both languages.
 PARTS = {

@@ -70,6 +70,7 @@ from edxml.model import (
     TraceHeader,
     TraceHeaderList,
 )
+from edxml.paths import element_path
 from edxml.xmlsafe import DEFAULT_LIMITS, DecodedBinary, Limits, SinkFactory
 
 _Element = etree._Element
@@ -885,14 +886,12 @@ class _Reader:
     ) -> tuple[tuple[Attachment, ...], tuple[DecodedBinary, ...]]:
         attachments: list[Attachment] = []
         decoded: list[DecodedBinary] = []
-        index = 0
-        for i, encoded in enumerate(top.all("AttachmentEncoded"), 1):
-            encoded_path = f"/AttachmentEncoded[{i}]"
+        for encoded in top.all("AttachmentEncoded"):
+            encoded_path = element_path(encoded)
             self.note_attachment_namespace(encoded, encoded_path)
             ec = _Children(self, encoded, encoded_path, namespaces=(NS, None))
             for element in ec.all("Attachment"):
-                index += 1
-                path = f"/AttachmentEncoded[{i}]/Attachment[{index}]"
+                path = element_path(element)
                 self.note_attachment_namespace(element, path)
                 attachment, binary = self.attachment(element, path)
                 attachments.append(attachment)

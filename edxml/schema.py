@@ -27,6 +27,7 @@ from lxml import etree
 from edxml import xmlsafe
 from edxml.codes import NS
 from edxml.findings import Fault, Finding, FindingCode, Severity
+from edxml.paths import element_path
 from edxml.xmlsafe import DEFAULT_LIMITS, Limits
 
 Kind = Literal["envelope", "status"]
@@ -113,7 +114,7 @@ def validate(
         for element, binary in parsed.decoded.items():
             if binary.error is not None:
                 message = f"{etree.QName(element).localname}: {binary.error}"
-                findings.append(_finding(_path_of(element), kind, message))
+                findings.append(_finding(element_path(element), kind, message))
     else:
         tree = document
     if schema.validate(tree):
@@ -148,19 +149,5 @@ def _reader_path(tree: Any, xpath: str | None) -> str | None:
     except etree.XPathError:
         found = None
     if isinstance(found, list) and len(found) == 1 and isinstance(found[0], etree._Element):
-        return _path_of(found[0])
+        return element_path(found[0])
     return _PREFIXED_STEP.sub("/", xpath)
-
-
-def _path_of(element: etree._Element) -> str:
-    steps = []
-    node: etree._Element | None = element
-    while node is not None:
-        parent = node.getparent()
-        if parent is None:
-            break
-        name = etree.QName(node).localname
-        same = [c for c in parent if isinstance(c.tag, str) and etree.QName(c).localname == name]
-        steps.append(f"{name}[{same.index(node) + 1}]" if len(same) > 1 else name)
-        node = parent
-    return "/" + "/".join(reversed(steps))

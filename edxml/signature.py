@@ -10,28 +10,23 @@ digest. `SignatureVerdict.signed_data` holds the canonical bytes the digest cove
 Signed XML is bytes in, bytes out: store and forward the exact bytes; any re-serialisation
 (pretty-printing, dropping blank text) breaks the signature.
 
-Trust is always explicit (a `Trust` of roots and intermediates): signxml's own default is
-certifi's public WebPKI store, which must never decide who may sign an official document.
-Revocation (CRL/OCSP) is not checked yet; every verdict says so.
+Trust is always explicit (an `edxml.certificates.Trust`, importable from here too): signxml's own
+default is certifi's public WebPKI store, which must never decide who may sign an official
+document. Revocation (CRL/OCSP) is not checked yet; every verdict says so. Reading certificates,
+the signer's identity and chain building live in `edxml.certificates`.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import datetime
 import enum
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.x509 import verification
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
 from signxml.algorithms import (
@@ -43,10 +38,22 @@ from signxml.algorithms import (
 from signxml.exceptions import InvalidSignature, SignXMLException
 
 from edxml import xmlsafe
+from edxml.certificates import (
+    Problem,
+    SignerIdentity,
+    Trust,
+    as_certificates,
+    build_chain,
+    load_certificate,
+    pick_leaf,
+    weak_key,
+)
 from edxml.codes import DSIG_NS, NS
 from edxml.errors import EdxmlError, NotEdxml
 from edxml.findings import Fault, Finding, FindingCode, Severity
-from edxml.model import nfc
+from edxml.paths import HEADER_PATH, element_path
+
+# Trust and SignerIdentity are re-exported: callers name them `signature.Trust` and so on.
 
 # --- findings ---------------------------------------------------------------------------------
 
@@ -138,120 +145,6 @@ class WeakPolicy(enum.Enum):
     REJECT = "reject"
 
 
-def _certificates(value: Iterable[x509.Certificate]) -> tuple[x509.Certificate, ...]:
-    certs = tuple(value)
-    for cert in certs:
-        if not isinstance(cert, x509.Certificate):
-            raise TypeError(f"expected x509.Certificate objects, got {type(cert).__name__}")
-    return certs
-
-
-@attrs.frozen
-class Trust:
-    """Who may sign: trusted roots, plus intermediates a signer may leave out of its KeyInfo."""
-
-    roots: tuple[x509.Certificate, ...] = attrs.field(converter=_certificates)
-    intermediates: tuple[x509.Certificate, ...] = attrs.field(default=(), converter=_certificates)
-
-    @classmethod
-    def from_pem(cls, roots: bytes, intermediates: bytes = b"") -> Trust:
-        """Trust from PEM bundles the caller has read (this library opens no files)."""
-        return cls(
-            roots=x509.load_pem_x509_certificates(roots),
-            intermediates=x509.load_pem_x509_certificates(intermediates) if intermediates else (),
-        )
-
-    @classmethod
-    def from_pem_bundle(cls, *pems: bytes) -> Trust:
-        """Trust from mixed PEM bundles: self-signed certificates become roots, the rest
-        intermediates (an intermediate alone is no anchor: trust stays what the roots say)."""
-        certs = [cert for pem in pems for cert in x509.load_pem_x509_certificates(pem)]
-        return cls(
-            roots=[c for c in certs if c.subject == c.issuer],
-            intermediates=[c for c in certs if c.subject != c.issuer],
-        )
-
-
-_ORGAN_ID = re.compile(r"(?<![0-9A-Za-z.])\d{3}\.\d{2}\.\d{2}\.[A-Za-z]\d{2}(?![0-9A-Za-z.])")
-# Where Vietnamese CAs put an agency's identifier, most specific first.
-_ORGAN_ID_ATTRIBUTES = (
-    NameOID.USER_ID,
-    NameOID.ORGANIZATIONAL_UNIT_NAME,
-    NameOID.SERIAL_NUMBER,
-    NameOID.ORGANIZATION_NAME,
-    NameOID.COMMON_NAME,
-)
-_NAME_OVERRIDES = {NameOID.TITLE: "title", NameOID.SERIAL_NUMBER: "serialNumber"}
-
-
-def _name_value(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
-    for attribute in name.get_attributes_for_oid(oid):
-        if isinstance(attribute.value, str):
-            return attribute.value
-    return None
-
-
-def _optional_nfc(value: str | None) -> str | None:
-    return None if value is None else nfc(value)
-
-
-def _organ_id(name: x509.Name) -> str | None:
-    for oid in _ORGAN_ID_ATTRIBUTES:
-        for attribute in name.get_attributes_for_oid(oid):
-            if isinstance(attribute.value, str):
-                match = _ORGAN_ID.search(nfc(attribute.value))
-                if match:
-                    return match.group(0).upper()
-    return None
-
-
-@attrs.frozen
-class SignerIdentity:
-    """Who the signing certificate names (as it says; trust is the verdict's business)."""
-
-    # Names are NFC-normalised: some CAs write Vietnamese decomposed.
-    subject: str = attrs.field(converter=nfc)
-    common_name: str | None = attrs.field(converter=_optional_nfc)
-    organization: str | None = attrs.field(converter=_optional_nfc)
-    organizational_unit: str | None = attrs.field(converter=_optional_nfc)
-    serial: str  # hexadecimal
-    not_before: datetime.datetime
-    not_after: datetime.datetime
-    fingerprint_sha256: str  # hexadecimal, lower case
-    issuer: str = attrs.field(converter=nfc)
-    organ_id: str | None  # an OrganId found in UID/OU/serialNumber/O/CN, if any
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "subject": self.subject,
-            "common_name": self.common_name,
-            "organization": self.organization,
-            "organizational_unit": self.organizational_unit,
-            "serial": self.serial,
-            "not_before": self.not_before.isoformat(),
-            "not_after": self.not_after.isoformat(),
-            "fingerprint_sha256": self.fingerprint_sha256,
-            "issuer": self.issuer,
-            "organ_id": self.organ_id,
-        }
-
-    @classmethod
-    def from_certificate(cls, cert: x509.Certificate) -> SignerIdentity:
-        subject = cert.subject
-        return cls(
-            subject=subject.rfc4514_string(_NAME_OVERRIDES),
-            common_name=_name_value(subject, NameOID.COMMON_NAME),
-            organization=_name_value(subject, NameOID.ORGANIZATION_NAME),
-            organizational_unit=_name_value(subject, NameOID.ORGANIZATIONAL_UNIT_NAME),
-            serial=format(cert.serial_number, "X"),
-            not_before=cert.not_valid_before_utc,
-            not_after=cert.not_valid_after_utc,
-            fingerprint_sha256=cert.fingerprint(hashes.SHA256()).hex(),
-            issuer=cert.issuer.rfc4514_string(_NAME_OVERRIDES),
-            organ_id=_organ_id(subject),
-        )
-
-
 @attrs.frozen
 class SignatureVerdict:
     """What checking a packet's signature found. Only `valid` means: intact, whole, trusted."""
@@ -319,7 +212,6 @@ _SLOT = f"{{{NS}}}DigitalSignature"
 _ROOT = f"{{{NS}}}edXML"
 _DS_SIGNATURE = f"{{{DSIG_NS}}}Signature"
 _LOCATION = f"./{_ENVELOPE}/{_HEADER}/"
-_HEADER_PATH = "/edXML/edXMLEnvelope/edXMLHeader"
 
 _SHA1_SIGNATURES = frozenset(m for m in SignatureMethod if "SHA1" in m.name)
 _SHA1_DIGESTS = frozenset(d for d in DigestAlgorithm if "SHA1" in d.name)
@@ -327,7 +219,6 @@ _STRONG_SIGNATURES = frozenset(
     m for m in SignatureMethod if m not in _SHA1_SIGNATURES and not m.name.startswith("HMAC")
 )
 _STRONG_DIGESTS = frozenset(DigestAlgorithm) - _SHA1_DIGESTS
-_MIN_RSA_BITS = 2048
 _C14N_URIS = frozenset(m.value for m in CanonicalizationMethod)
 _ENVELOPED_URI = SignatureConstructionMethod.enveloped.value
 
@@ -366,15 +257,6 @@ def _namespace(element: etree._Element) -> str | None:
 
 def _children(element: etree._Element, local: str) -> list[etree._Element]:
     return [child for child in element if _local(child) == local]
-
-
-def _path(element: etree._Element) -> str:
-    parts = []
-    node: etree._Element | None = element
-    while node is not None:
-        parts.append(_local(node))
-        node = node.getparent()
-    return "/" + "/".join(reversed(parts))
 
 
 def _looks_like_signature(element: etree._Element) -> bool:
@@ -419,7 +301,7 @@ def sign(
         method = SignatureMethod.ECDSA_SHA256
     else:
         raise TypeError(f"only RSA and EC keys can sign, not {type(key).__name__}")
-    certs = _certificates(chain)
+    certs = as_certificates(chain)
     if not certs:
         raise ValueError("chain must hold at least the signing certificate")
     if certs[0].public_key() != key.public_key():
@@ -429,7 +311,7 @@ def sign(
     header = _header_of(root)
     present = _signatures(root)
     if present:
-        raise AlreadySigned(f"the packet already has a signature at {_path(present[0])}")
+        raise AlreadySigned(f"the packet already has a signature at {element_path(present[0])}")
     slots = [child for child in header if child.tag == _SLOT]
     if len(slots) > 1:
         raise SigningError(f"{len(slots)} DigitalSignature elements in edXMLHeader")
@@ -505,12 +387,6 @@ def describe(
     return _Examination(root, weak, _utc(None)).run(None)
 
 
-@attrs.frozen
-class _Text:
-    en: str
-    vi: str
-
-
 class _Examination:
     """One verification: collects findings and facts, then decides the state."""
 
@@ -531,11 +407,11 @@ class _Examination:
 
     # -- findings
 
-    def _scope(self, path: str, text: _Text) -> None:
+    def _scope(self, path: str, text: Problem) -> None:
         self.scope_broken = True
         self.findings.append(SIGNATURE_SCOPE_INVALID(path=path, detail=text.en, detail_vi=text.vi))
 
-    def _malformed(self, path: str, text: _Text) -> None:
+    def _malformed(self, path: str, text: Problem) -> None:
         self.unreadable = True
         self.findings.append(SIGNATURE_MALFORMED(path=path, detail=text.en, detail_vi=text.vi))
 
@@ -569,8 +445,8 @@ class _Examination:
         signature = signatures[0]
         if len(signatures) > 1:
             self._scope(
-                _path(signatures[1]),
-                _Text(
+                element_path(signatures[1]),
+                Problem(
                     f"{len(signatures)} Signature elements; exactly one is allowed",
                     f"có {len(signatures)} phần tử Signature; chỉ được phép có đúng một",
                 ),
@@ -594,26 +470,24 @@ class _Examination:
             return signed_data
         whole = {"covers_document": True, "signed_data": signed_data}
         if trust is None or not trust.roots:
-            self.findings.append(SIGNATURE_TRUST_NOT_CONFIGURED(path=_path(signature)))
+            self.findings.append(SIGNATURE_TRUST_NOT_CONFIGURED(path=element_path(signature)))
             return self.verdict(
                 SignatureState.UNVERIFIABLE,
                 "no trust anchors: the signature is intact but the signer is not verified",
                 **whole,
             )
-        chain, problem = self._check_chain(self.leaf, trust)
-        self.findings.append(REVOCATION_NOT_CHECKED(path=_path(signature)))
-        if problem is not None:
+        chain = build_chain(self.leaf, self.certs, trust, self.now)
+        self.findings.append(REVOCATION_NOT_CHECKED(path=element_path(signature)))
+        if isinstance(chain, Problem):
             self.findings.append(
-                SIGNER_UNTRUSTED(path=_path(signature), detail=problem.en, detail_vi=problem.vi)
+                SIGNER_UNTRUSTED(path=element_path(signature), detail=chain.en, detail_vi=chain.vi)
             )
-            return self.verdict(
-                SignatureState.INVALID, f"signer not trusted: {problem.en}", **whole
-            )
+            return self.verdict(SignatureState.INVALID, f"signer not trusted: {chain.en}", **whole)
         return self.verdict(
             SignatureState.VALID,
             "the signature is valid and covers the whole packet; the signer chains to a trusted"
             " root (revocation not checked)",
-            chain=tuple(c.subject.rfc4514_string(_NAME_OVERRIDES) for c in chain),
+            chain=chain.subjects,
             **whole,
         )
 
@@ -621,8 +495,8 @@ class _Examination:
         for slot in self.root.iter(_SLOT):
             if len(slot) or (slot.text or "").strip():
                 self._malformed(
-                    _path(slot),
-                    _Text(
+                    element_path(slot),
+                    Problem(
                         "DigitalSignature holds content that is not an XMLDSig Signature",
                         "DigitalSignature chứa nội dung không phải chữ ký XMLDSig",
                     ),
@@ -630,13 +504,13 @@ class _Examination:
                 return self.verdict(
                     SignatureState.UNVERIFIABLE, "DigitalSignature holds no XML signature"
                 )
-        self.findings.append(SIGNATURE_ABSENT(path=_HEADER_PATH))
+        self.findings.append(SIGNATURE_ABSENT(path=HEADER_PATH))
         return self.verdict(SignatureState.ABSENT, "the packet is not signed")
 
     def _wrong_namespace(self, signature: etree._Element) -> SignatureVerdict:
         self.findings.append(
             SIGNATURE_NAMESPACE_WRONG(
-                path=_path(signature),
+                path=element_path(signature),
                 namespace=_namespace(signature) or "",
                 expected=DSIG_NS,
             )
@@ -649,7 +523,7 @@ class _Examination:
             reference = _first(signed_info, "Reference")
             if reference is not None:
                 self.digest_method = _algorithm(_first(reference, "DigestMethod"))
-        self._judge_algorithms(_path(signature))
+        self._judge_algorithms(element_path(signature))
         self._read_certificates(signature)
         if self.scope_broken:
             return self.verdict(SignatureState.INVALID, "the signature does not cover the packet")
@@ -671,19 +545,20 @@ class _Examination:
             and envelope.getparent() is self.root
         )
         if not placed:
+            where = element_path(signature)
             self._scope(
-                _path(signature),
-                _Text(
-                    f"the Signature is at {_path(signature)}; it must be a child of {_HEADER_PATH}",
-                    f"chữ ký nằm ở {_path(signature)}; phải là phần tử con của {_HEADER_PATH}",
+                where,
+                Problem(
+                    f"the Signature is at {where}; it must be a child of {HEADER_PATH}",
+                    f"chữ ký nằm ở {where}; phải là phần tử con của {HEADER_PATH}",
                 ),
             )
 
     def _read_signed_info(self, signature: etree._Element) -> None:
-        where = _path(signature)
+        where = element_path(signature)
         signed_info = signature.find(f"{{{DSIG_NS}}}SignedInfo")
         if signed_info is None:
-            self._malformed(where, _Text("no SignedInfo", "thiếu phần tử SignedInfo"))
+            self._malformed(where, Problem("no SignedInfo", "thiếu phần tử SignedInfo"))
             return
         self.c14n_method = _algorithm(signed_info.find(f"{{{DSIG_NS}}}CanonicalizationMethod"))
         self.signature_method = _algorithm(signed_info.find(f"{{{DSIG_NS}}}SignatureMethod"))
@@ -691,7 +566,7 @@ class _Examination:
         if len(references) != 1:
             self._scope(
                 where,
-                _Text(
+                Problem(
                     f'{len(references)} References; exactly one (URI="") is allowed',
                     f'có {len(references)} phần tử Reference; chỉ được phép đúng một (URI="")',
                 ),
@@ -723,13 +598,13 @@ class _Examination:
                 self._weak_algorithm(where, digest.name.replace("_", "-"))
 
     def _check_reference(self, reference: etree._Element) -> None:
-        where = _path(reference)
+        where = element_path(reference)
         uri = reference.get("URI")
         if uri != "":
             shown = "no URI" if uri is None else f'URI="{uri}"'
             self._scope(
                 where,
-                _Text(
+                Problem(
                     f'the Reference has {shown}; only URI="" (the whole packet) is allowed',
                     f'Reference có {shown}; chỉ chấp nhận URI="" (toàn bộ gói tin)',
                 ),
@@ -741,7 +616,7 @@ class _Examination:
         if enveloped != 1 or others or len(algorithms) - enveloped > 1:
             self._scope(
                 where,
-                _Text(
+                Problem(
                     "the transforms must be the enveloped-signature transform and at most one "
                     f"canonicalization, not {algorithms}",
                     "các phép biến đổi phải là enveloped-signature và tối đa một phép chuẩn hóa, "
@@ -756,8 +631,8 @@ class _Examination:
                 continue
             if element.tag == f"{{{DSIG_NS}}}Object" or _namespace(element) == NS:
                 self._scope(
-                    _path(element),
-                    _Text(
+                    element_path(element),
+                    Problem(
                         f"the Signature carries {_local(element)} content outside what it signs",
                         f"chữ ký chứa nội dung {_local(element)} nằm ngoài phạm vi được ký",
                     ),
@@ -775,29 +650,32 @@ class _Examination:
         self.cert_count = len(texts)
         if not texts:
             self._malformed(
-                _path(signature),
-                _Text(
+                element_path(signature),
+                Problem(
                     "KeyInfo carries no X509Certificate (X509SubjectName alone names no key)",
                     "KeyInfo không chứa X509Certificate (chỉ X509SubjectName thì không có khóa)",
                 ),
             )
             return
         for index, element in enumerate(texts, start=1):
-            cert, problem = _load_certificate(element.text or "")
-            if problem is not None:
+            loaded = load_certificate(element.text or "")
+            if isinstance(loaded, Problem):
                 self.unreadable = True
                 self.findings.append(
                     CERTIFICATE_MALFORMED(
-                        path=_path(element), index=index, detail=problem.en, detail_vi=problem.vi
+                        path=element_path(element),
+                        index=index,
+                        detail=loaded.en,
+                        detail_vi=loaded.vi,
                     )
                 )
-            elif cert is not None:
-                self.certs.append(cert)
+            else:
+                self.certs.append(loaded)
         if self.certs:
-            self.leaf = _pick_leaf(self.certs)
-            public_key = self.leaf.public_key()
-            if isinstance(public_key, rsa.RSAPublicKey) and public_key.key_size < _MIN_RSA_BITS:
-                self._weak_algorithm(_path(signature), f"RSA-{public_key.key_size}")
+            self.leaf = pick_leaf(self.certs)
+            weak = weak_key(self.leaf)
+            if weak is not None:
+                self._weak_algorithm(element_path(signature), weak)
 
     # -- cryptography
 
@@ -819,7 +697,7 @@ class _Examination:
                 max(self.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc
             ),
         )
-        where = f"{_HEADER_PATH}/Signature"
+        where = f"{HEADER_PATH}/Signature"
         try:
             result = XMLVerifier().verify(
                 self.root, x509_cert=leaf, expect_config=config, parser=_internal_parser()
@@ -831,28 +709,12 @@ class _Examination:
             return self.verdict(SignatureState.INVALID, "the packet was altered after signing")
         except (SignXMLException, ValueError, etree.LxmlError) as exc:
             self._malformed(
-                where, _Text(str(exc), f"cấu trúc chữ ký không hợp lệ ({type(exc).__name__})")
+                where, Problem(str(exc), f"cấu trúc chữ ký không hợp lệ ({type(exc).__name__})")
             )
             return self.verdict(SignatureState.UNVERIFIABLE, "the signature cannot be processed")
         if isinstance(result, list):  # expect_references=1 makes this unreachable
             raise AssertionError("signxml returned several results for one reference")
         return result.signed_data
-
-    def _check_chain(
-        self, leaf: x509.Certificate, trust: Trust
-    ) -> tuple[list[x509.Certificate], _Text | None]:
-        intermediates = [c for c in self.certs if c is not leaf] + list(trust.intermediates)
-        builder = (
-            verification.PolicyBuilder()
-            .store(verification.Store(list(trust.roots)))
-            .time(self.now)
-            .extension_policies(ee_policy=_EE_POLICY, ca_policy=_CA_POLICY)
-        )
-        try:
-            verified = builder.build_client_verifier().verify(leaf, intermediates)
-        except verification.VerificationError as exc:
-            return [], _chain_problem(str(exc), leaf, self.now)
-        return list(verified.chain), None
 
 
 def _first(element: etree._Element, local: str) -> etree._Element | None:
@@ -864,8 +726,8 @@ def _algorithm(element: etree._Element | None) -> str | None:
     return element.get("Algorithm") if element is not None else None
 
 
-def _unsupported(what: str, uri: str | None) -> _Text:
-    return _Text(f"unsupported {what} {uri!r}", f"không hỗ trợ thuật toán {what} {uri!r}")
+def _unsupported(what: str, uri: str | None) -> Problem:
+    return Problem(f"unsupported {what} {uri!r}", f"không hỗ trợ thuật toán {what} {uri!r}")
 
 
 def _identity(cert: x509.Certificate | None) -> SignerIdentity | None:
@@ -875,85 +737,6 @@ def _identity(cert: x509.Certificate | None) -> SignerIdentity | None:
         return SignerIdentity.from_certificate(cert)
     except ValueError:  # a certificate whose names do not decode
         return None
-
-
-def _load_certificate(text: str) -> tuple[x509.Certificate | None, _Text | None]:
-    compact = "".join(text.split())
-    try:
-        der = base64.b64decode(compact, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        return None, _Text(
-            f"not base64 ({exc}; {len(compact)} characters: truncated?)",
-            f"không phải base64 hợp lệ ({len(compact)} ký tự: có thể bị cắt cụt)",
-        )
-    try:
-        cert = x509.load_der_x509_certificate(der)
-        cert.subject.rfc4514_string()  # names are decoded lazily; fail here, not later
-    except ValueError as exc:
-        return None, _Text(
-            f"not a DER X.509 certificate ({exc})",
-            "không phải chứng thư số X.509 (DER) hợp lệ",
-        )
-    return cert, None
-
-
-def _pick_leaf(certs: Sequence[x509.Certificate]) -> x509.Certificate:
-    """The certificate that issued none of the others (XMLDSig imposes no order)."""
-    issuers = {c.issuer for c in certs if c.issuer != c.subject}
-    for cert in certs:
-        if cert.subject not in issuers:
-            return cert
-    return certs[0]
-
-
-def _require_signing_usage(
-    policy: verification.Policy, cert: x509.Certificate, usage: x509.KeyUsage | None
-) -> None:
-    if usage is None or not usage.digital_signature:
-        raise ValueError("certificate KeyUsage does not allow digitalSignature")
-
-
-_AGNOSTIC = verification.Criticality.AGNOSTIC
-_EE_POLICY = verification.ExtensionPolicy.permit_all().require_present(
-    x509.KeyUsage, _AGNOSTIC, _require_signing_usage
-)
-# Legacy government roots predate KeyUsage on CAs, which the WebPKI profile requires. The path
-# builder itself still refuses issuers that are not CAs or whose KeyUsage lacks keyCertSign.
-_CA_POLICY = verification.ExtensionPolicy.permit_all().require_present(
-    x509.BasicConstraints, _AGNOSTIC, None
-)
-
-
-def _chain_problem(message: str, leaf: x509.Certificate, now: datetime.datetime) -> _Text:
-    stamp = now.isoformat(timespec="seconds")
-    if "not valid at validation time" in message:
-        if now > leaf.not_valid_after_utc:
-            until = leaf.not_valid_after_utc.isoformat(timespec="seconds")
-            return _Text(
-                f"the signing certificate expired at {until} (checked at {stamp})",
-                f"chứng thư số ký đã hết hạn lúc {until} (thời điểm kiểm tra {stamp})",
-            )
-        if now < leaf.not_valid_before_utc:
-            since = leaf.not_valid_before_utc.isoformat(timespec="seconds")
-            return _Text(
-                f"the signing certificate is not valid before {since} (checked at {stamp})",
-                f"chứng thư số ký chưa có hiệu lực trước {since} (thời điểm kiểm tra {stamp})",
-            )
-        return _Text(
-            f"a certificate of the chain is expired or not yet valid at {stamp}",
-            f"một chứng thư trong chuỗi đã hết hạn hoặc chưa có hiệu lực tại {stamp}",
-        )
-    if "digitalSignature" in message:
-        return _Text(
-            "the signing certificate's KeyUsage does not allow digitalSignature",
-            "chứng thư số ký không cho phép ký số (KeyUsage thiếu digitalSignature)",
-        )
-    if "candidates exhausted" in message:
-        return _Text(
-            f"no chain to a trusted root ({message})",
-            "không xây dựng được chuỗi chứng thư tới chứng thư gốc tin cậy",
-        )
-    return _Text(message, f"lỗi kiểm tra chuỗi chứng thư số: {message}")
 
 
 def _integrity_vi(exc: Exception) -> str:

@@ -19,6 +19,7 @@ from edxml.organid import (
     LegacyDocumentId,
     OrganIdForm,
     classify,
+    find_organ_id,
     is_valid,
     parse_document_id,
 )
@@ -83,6 +84,22 @@ class ClassifyTests(SynchronousTestCase):
     @given(extended_ids)
     def test_extended_alphabet_is_accepted(self, organ_id: str) -> None:
         self.assertIsNotNone(classify(organ_id))
+
+    def test_find_organ_id_in_a_longer_text(self) -> None:
+        for text, expected in (
+            ("000.00.00.G22", "000.00.00.G22"),
+            ("Văn phòng UBND tỉnh (000.00.00.H23)", "000.00.00.H23"),
+            ("VN:GOV:000.01.02.h23, bản sao", "000.01.02.H23"),  # upper-cased
+            ("CCCD:001090000001 / 000.00.00.A01 / 000.00.00.B02", "000.00.00.A01"),
+            ("1.000656.000.00.00.H29", None),  # glued to a longer dotted code
+            ("000.00.00.H23.", None),
+            ("x000.00.00.H23", None),
+            ("000.00.00.H234", None),
+            ("000.00.00.Đ22", None),
+            ("H23.DN.001", None),  # extended codes are not looked for
+            ("", None),
+        ):
+            self.assertEqual(find_organ_id(text), expected, text)
 
 
 class ClassicOrganIdTests(SynchronousTestCase):
@@ -234,3 +251,13 @@ class DocumentIdTests(SynchronousTestCase):
             )
         else:
             self.assertIsInstance(parsed, DocumentId | LegacyDocumentId)
+
+
+class StrictSyntaxTests(SynchronousTestCase):
+    def test_non_ascii_digits_and_trailing_newline_are_not_codes(self) -> None:
+        from edxml import organid
+
+        for text in ("٠٠٠.٠٠.٠٠.H٢٣", "000.00.00.H23\n", "000.00.00.H23\n\n"):
+            self.assertIsNone(organid.classify(text), repr(text))
+            self.assertFalse(organid.is_valid(text), repr(text))
+        self.assertEqual(organid.classify("000.00.00.H23"), organid.OrganIdForm.CLASSIC)

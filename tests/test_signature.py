@@ -7,17 +7,11 @@ import copy
 import datetime
 import hashlib
 import json
-import shutil
-import tempfile
-import unicodedata
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -34,8 +28,10 @@ from edxml.signature import SignatureState, Trust, WeakPolicy
 
 try:
     from tests.pki import PKIEntry, make_pki
+    from tests.test_certificates import SIGNING, issue
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from pki import PKIEntry, make_pki  # type: ignore[no-redef, import-not-found]
+    from test_certificates import SIGNING, issue  # type: ignore[no-redef, import-not-found]
 
 E = f"{{{NS}}}"
 DS = f"{{{DSIG_NS}}}"
@@ -139,40 +135,6 @@ def signxml_sign(
     root = etree.fromstring(data)
     signed = signer.sign(root, key=entry.key, cert=list(entry.chain), reference_uri=reference_uri)
     return etree.tostring(signed, xml_declaration=True, encoding="UTF-8")
-
-
-SIGNING = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
-
-
-def issue(
-    name: str,
-    key: rsa.RSAPrivateKey,
-    issuer: PKIEntry,
-    *,
-    ca: bool,
-    usage: x509.KeyUsage,
-    now: datetime.datetime,
-) -> x509.Certificate:
-    """A one-off certificate for a profile the shared PKI does not carry."""
-    return (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(issuer.cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        .add_extension(usage, critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(
-                issuer.cert.public_key()  # type: ignore[arg-type]
-            ),
-            critical=False,
-        )
-        .sign(issuer.key, hashes.SHA256())
-    )
 
 
 def tree(data: bytes) -> etree._Element:
@@ -885,41 +847,6 @@ class ScopeTests(_Base):
         self.assertRefused(sig.verify(serialise(root), self.trust), "SignatureScopeInvalid")
 
 
-class IdentityTests(_Base):
-    def test_organ_id_places(self) -> None:
-        identity = sig.SignerIdentity.from_certificate
-        self.assertEqual(identity(self.pki.agency_h23.cert).organ_id, "000.00.00.H23")  # UID
-        g22 = identity(self.pki.agency_g22.cert)
-        self.assertEqual(g22.organ_id, "000.00.00.G22")  # OU
-        self.assertEqual(g22.organization, "Văn phòng Chính phủ")
-        person = identity(self.pki.person.cert)
-        self.assertEqual(person.organ_id, "000.00.00.H23")  # inside an OU text
-        self.assertEqual(person.common_name, "Nguyễn Văn A")
-        self.assertIn("title=Phó Chủ tịch", person.subject)
-        self.assertIsNone(identity(self.pki.node.cert).organ_id)
-
-    def test_decomposed_names_are_normalised(self) -> None:
-        decomposed = unicodedata.normalize("NFD", "Nguyễn Văn A")
-        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        now = datetime.datetime.now(datetime.UTC)
-        cert = issue(decomposed, key, self.pki.intermediate, ca=False, usage=SIGNING, now=now)
-        self.assertNotEqual(decomposed, "Nguyễn Văn A")
-        identity = sig.SignerIdentity.from_certificate(cert)
-        self.assertEqual(identity.common_name, "Nguyễn Văn A")
-        self.assertEqual(identity.subject, "CN=Nguyễn Văn A")
-
-    def test_identity_fields(self) -> None:
-        cert = self.pki.agency_g22.cert
-        identity = sig.SignerIdentity.from_certificate(cert)
-        self.assertEqual(int(identity.serial, 16), cert.serial_number)
-        self.assertEqual(identity.not_after, cert.not_valid_after_utc)
-        self.assertEqual(
-            identity.fingerprint_sha256,
-            hashlib.sha256(cert.public_bytes(Encoding.DER)).hexdigest(),
-        )
-        self.assertIn("Issuing CA", identity.issuer)
-
-
 class FindingCodeTests(SynchronousTestCase):
     def test_codes_are_registered_in_both_languages(self) -> None:
         known = registry()
@@ -952,44 +879,3 @@ class LargeTests(_Base):
         self.assertIs(sig.verify(data, self.trust).state, SignatureState.VALID)
         tampered = data.replace(b"</ContentTransferEncoded>", b"AAAA</ContentTransferEncoded>")
         self.assertRefused(sig.verify(tampered, self.trust), "SignatureInvalid")
-
-
-class PKITests(SynchronousTestCase):
-    """The shared test PKI is what later tests (PDF, mutual TLS, CRLs) build on."""
-
-    def test_cached_per_process(self) -> None:
-        self.assertIs(make_pki(), make_pki())
-
-    def test_written_to_a_directory(self) -> None:
-        directory = Path(tempfile.mkdtemp(prefix="edxml-pki-"))
-        self.addCleanup(shutil.rmtree, directory)
-        pki = make_pki(directory)
-        node = pki.node
-        assert node.key_path is not None and node.cert_path is not None
-        assert node.chain_path is not None
-        self.assertEqual(node.key_path.stat().st_mode & 0o777, 0o600)
-        self.assertEqual(x509.load_pem_x509_certificate(node.cert_path.read_bytes()), node.cert)
-        chain = x509.load_pem_x509_certificates(node.chain_path.read_bytes())
-        self.assertEqual(chain, [node.cert, pki.intermediate.cert])
-        self.assertEqual(node.key_pem, make_pki().node.key_pem)  # the same PKI, on disk
-
-    def test_profiles(self) -> None:
-        pki = make_pki()
-        san = pki.node.cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
-        self.assertEqual(san.value.get_values_for_type(x509.DNSName), ["localhost"])
-        self.assertEqual(
-            [str(ip) for ip in san.value.get_values_for_type(x509.IPAddress)], ["127.0.0.1"]
-        )
-        eku = pki.node.cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
-        self.assertIn(x509.oid.ExtendedKeyUsageOID.SERVER_AUTH, eku)
-        self.assertIn(x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH, eku)
-        self.assertLess(pki.expired_agency.cert.not_valid_after_utc, pki.created)
-        self.assertRaises(
-            x509.ExtensionNotFound,
-            pki.legacy_root.cert.extensions.get_extension_for_class,
-            x509.KeyUsage,
-        )
-        self.assertEqual(pki.person.cert.subject.rfc4514_string().split(",")[0], "CN=Nguyễn Văn A")
-        for entry in pki.entries():
-            if entry is not pki.ec_agency:
-                self.assertEqual(entry.cert.public_key().key_size, 2048)  # type: ignore[union-attr]
