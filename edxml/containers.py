@@ -18,7 +18,9 @@ from typing import Any
 
 import attrs
 
-SNIFF_BYTES = 1 << 16  # as much of each end as xmlsafe keeps for a streamed attachment
+from edxml.xmlsafe import EDGE_BYTES
+
+SNIFF_BYTES = EDGE_BYTES  # as much of each end as xmlsafe keeps for a streamed attachment
 ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08PK\x03\x04")
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 

@@ -223,26 +223,10 @@ _C14N_URIS = frozenset(m.value for m in CanonicalizationMethod)
 _ENVELOPED_URI = SignatureConstructionMethod.enveloped.value
 
 
-def _internal_parser() -> etree.XMLParser:
-    """Parser for signxml's internal re-parses of trees that xmlsafe has already accepted.
-
-    signxml serialises and re-parses the tree several times; its default parser stops at text
-    nodes over 10 MB, which a base64 attachment easily is. The input here is always lxml's own
-    serialisation of an xmlsafe tree (no DTD, bounded depth and size), never received bytes.
-    """
-    return etree.XMLParser(
-        resolve_entities=False,
-        no_network=True,
-        load_dtd=False,
-        huge_tree=True,
-        remove_blank_text=False,
-    )
-
-
 class _Signer(XMLSigner):
     @property
     def parser(self) -> Any:
-        return _internal_parser()
+        return xmlsafe.reparser()
 
 
 def _local(element: etree._Element) -> str:
@@ -700,7 +684,7 @@ class _Examination:
         where = f"{HEADER_PATH}/Signature"
         try:
             result = XMLVerifier().verify(
-                self.root, x509_cert=leaf, expect_config=config, parser=_internal_parser()
+                self.root, x509_cert=leaf, expect_config=config, parser=xmlsafe.reparser()
             )
         except InvalidSignature as exc:
             self.findings.append(

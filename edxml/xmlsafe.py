@@ -25,7 +25,7 @@ from edxml.errors import HostileXML, MalformedXML, TooLarge
 
 STREAMED_LOCAL_NAME = "ContentTransferEncoded"
 _FEED_CHUNK = 1 << 16
-_EDGE = 1 << 16  # bytes of head and tail kept for content sniffing
+EDGE_BYTES = 1 << 16  # bytes of head and tail kept for content sniffing
 _WHITESPACE = b" \t\r\n"
 
 
@@ -51,6 +51,20 @@ def parser(*, target: Any = None) -> Any:
         huge_tree=False,
         remove_blank_text=False,
         target=target,
+    )
+
+
+def reparser() -> Any:
+    """For lxml's own serialisation of a tree this module already accepted, never for received
+    bytes: signxml re-parses its copies, and a base64 attachment passes libxml2's 10 MB text
+    limit, so this one has `huge_tree` on (everything else stays as hardened as `parser()`)."""
+    return etree.XMLParser(
+        resolve_entities=False,
+        no_network=True,
+        load_dtd=False,
+        dtd_validation=False,
+        huge_tree=True,
+        remove_blank_text=False,
     )
 
 
@@ -125,9 +139,9 @@ class _Base64Stream:
             return
         self._hash.update(out)
         self._size += len(out)
-        if len(self._head) < _EDGE:
-            self._head += out[: _EDGE - len(self._head)]
-        self._tail = (self._tail + out)[-_EDGE:]
+        if len(self._head) < EDGE_BYTES:
+            self._head += out[: EDGE_BYTES - len(self._head)]
+        self._tail = (self._tail + out)[-EDGE_BYTES:]
         self._sink.write(out)
 
     def finish(self) -> DecodedBinary:
