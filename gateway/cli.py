@@ -115,7 +115,7 @@ def _print_report(r: dict[str, Any]) -> None:
             table.add_row(
                 str(a.get("name")),
                 str(a.get("declared_type")),
-                str(a.get("detected_mime") or a.get("detected_kind")),
+                f"{a.get('kind')} ({a.get('mime')})",
                 str(a.get("size")),
                 str(a.get("sha256", ""))[:16] + "…",
                 "yes" if a.get("allowed") else "no",
