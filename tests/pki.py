@@ -20,15 +20,12 @@ from typing import Any
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
-    CertificateIssuerPublicKeyTypes,
-)
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from edxml.signature import Trust
+from gateway.devpki import CA_USAGE, SIGNER_EKU, SIGNER_USAGE, Issued, issue, key_usage, name
 
 ORGAN_ID_H23 = "000.00.00.H23"  # UBND tỉnh Hà Nam
 ORGAN_ID_G22 = "000.00.00.G22"  # Văn phòng Chính phủ
@@ -40,37 +37,7 @@ NODE_HOST = "localhost"
 _DAY = datetime.timedelta(days=1)
 
 
-@attrs.frozen
-class PKIEntry:
-    """One key pair and its certificate; `chain` is the leaf and its intermediates (no root)."""
-
-    name: str
-    key: CertificateIssuerPrivateKeyTypes
-    cert: x509.Certificate
-    chain: tuple[x509.Certificate, ...]
-    key_path: Path | None = None
-    cert_path: Path | None = None
-    chain_path: Path | None = None
-
-    @property
-    def key_pem(self) -> bytes:
-        return self.key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-
-    @property
-    def cert_pem(self) -> bytes:
-        return self.cert.public_bytes(serialization.Encoding.PEM)
-
-    @property
-    def chain_pem(self) -> bytes:
-        return b"".join(c.public_bytes(serialization.Encoding.PEM) for c in self.chain)
-
-    @property
-    def fingerprint(self) -> str:
-        return self.cert.fingerprint(hashes.SHA256()).hex()
+PKIEntry = Issued  # one key pair, its certificate and chain; see gateway.devpki
 
 
 @attrs.frozen
@@ -112,19 +79,7 @@ class TestPKI:
 
     def write(self, directory: Path) -> TestPKI:
         """Write every entry as <name>.key.pem, <name>.crt.pem, <name>.chain.pem under directory."""
-        directory.mkdir(parents=True, exist_ok=True)
-        changes: dict[str, Any] = {}
-        for entry in self.entries():
-            key_path = directory / f"{entry.name}.key.pem"
-            cert_path = directory / f"{entry.name}.crt.pem"
-            chain_path = directory / f"{entry.name}.chain.pem"
-            key_path.write_bytes(entry.key_pem)
-            key_path.chmod(0o600)
-            cert_path.write_bytes(entry.cert_pem)
-            chain_path.write_bytes(entry.chain_pem)
-            changes[entry.name] = attrs.evolve(
-                entry, key_path=key_path, cert_path=cert_path, chain_path=chain_path
-            )
+        changes: dict[str, Any] = {e.name: e.write(directory) for e in self.entries()}
         return attrs.evolve(self, **changes)
 
 
@@ -134,94 +89,8 @@ def make_pki(tmp_dir: Path | None = None) -> TestPKI:
     return pki.write(tmp_dir) if tmp_dir is not None else pki
 
 
-def _rsa_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def _name(*pairs: tuple[x509.ObjectIdentifier, str]) -> x509.Name:
-    return x509.Name([x509.NameAttribute(oid, value) for oid, value in pairs])
-
-
-def _ski(public_key: CertificateIssuerPublicKeyTypes) -> x509.SubjectKeyIdentifier:
-    return x509.SubjectKeyIdentifier.from_public_key(public_key)
-
-
-def _certificate(
-    *,
-    subject: x509.Name,
-    key: CertificateIssuerPrivateKeyTypes,
-    issuer: PKIEntry | None,
-    not_before: datetime.datetime,
-    not_after: datetime.datetime,
-    ca: bool,
-    path_length: int | None = None,
-    key_usage: x509.KeyUsage | None,
-    extended: Sequence[x509.ObjectIdentifier] = (),
-    san: Sequence[x509.GeneralName] = (),
-) -> x509.Certificate:
-    public_key = key.public_key()
-    signing_key = issuer.key if issuer is not None else key
-    issuer_name = issuer.cert.subject if issuer is not None else subject
-    issuer_public = signing_key.public_key()
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_name)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=ca, path_length=path_length), critical=True)
-        .add_extension(_ski(public_key), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_public), critical=False
-        )
-    )
-    if key_usage is not None:
-        builder = builder.add_extension(key_usage, critical=True)
-    if extended:
-        builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended)), critical=False)
-    if san:
-        builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
-    return builder.sign(signing_key, hashes.SHA256())
-
-
-def _usage(*, sign: bool = False, certs: bool = False, encipher: bool = False) -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=sign,
-        content_commitment=sign and not certs,
-        key_encipherment=encipher,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=certs,
-        crl_sign=certs,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
-_CA_USAGE = _usage(certs=True)
-_SIGNER_USAGE = _usage(sign=True)
-_SIGNER_EKU = (ExtendedKeyUsageOID.CLIENT_AUTH, ExtendedKeyUsageOID.EMAIL_PROTECTION)
-
-
-def _entry(
-    name: str,
-    key: CertificateIssuerPrivateKeyTypes,
-    cert: x509.Certificate,
-    issuer: PKIEntry | None,
-) -> PKIEntry:
-    # The chain a signer ships: itself and the intermediates, never the self-signed root.
-    above = () if issuer is None or _self_signed(issuer.cert) else issuer.chain
-    return PKIEntry(name=name, key=key, cert=cert, chain=(cert, *above))
-
-
-def _self_signed(cert: x509.Certificate) -> bool:
-    return cert.issuer == cert.subject
-
-
 def _h23_subject() -> x509.Name:
-    return _name(
+    return name(
         (NameOID.COUNTRY_NAME, "VN"),
         (NameOID.STATE_OR_PROVINCE_NAME, "Hà Nam"),
         (NameOID.ORGANIZATION_NAME, AGENCY_H23),
@@ -237,55 +106,51 @@ def _generate() -> TestPKI:
     soon_ago, ahead = now - 365 * _DAY, now + 730 * _DAY
 
     def ca(
-        name: str,
+        entry: str,
         subject: x509.Name,
         issuer: PKIEntry | None,
         *,
-        key_usage: x509.KeyUsage | None = _CA_USAGE,
+        usage: x509.KeyUsage | None = CA_USAGE,
         path_length: int | None = None,
     ) -> PKIEntry:
-        key = _rsa_key()
-        cert = _certificate(
-            subject=subject,
-            key=key,
+        return issue(
+            entry,
+            subject,
             issuer=issuer,
             not_before=long_ago,
             not_after=far_ahead,
             ca=True,
-            key_usage=key_usage,
+            usage=usage,
             path_length=path_length,
         )
-        return _entry(name, key, cert, issuer)
 
     def leaf(
-        name: str,
+        entry: str,
         subject: x509.Name,
         issuer: PKIEntry,
         *,
         key: CertificateIssuerPrivateKeyTypes | None = None,
         not_before: datetime.datetime = soon_ago,
         not_after: datetime.datetime = ahead,
-        key_usage: x509.KeyUsage = _SIGNER_USAGE,
-        extended: Sequence[x509.ObjectIdentifier] = _SIGNER_EKU,
+        usage: x509.KeyUsage = SIGNER_USAGE,
+        extended: Sequence[x509.ObjectIdentifier] = SIGNER_EKU,
         san: Sequence[x509.GeneralName] = (),
     ) -> PKIEntry:
-        key = key if key is not None else _rsa_key()
-        cert = _certificate(
-            subject=subject,
-            key=key,
+        return issue(
+            entry,
+            subject,
             issuer=issuer,
             not_before=not_before,
             not_after=not_after,
-            ca=False,
-            key_usage=key_usage,
+            usage=usage,
             extended=extended,
             san=san,
+            key=key,
         )
-        return _entry(name, key, cert, issuer)
 
     root = ca(
         "root",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, "Cục Chứng thực số và Bảo mật thông tin (thử nghiệm)"),
             (NameOID.COMMON_NAME, "edXML Test Root CA"),
@@ -294,7 +159,7 @@ def _generate() -> TestPKI:
     )
     intermediate = ca(
         "intermediate",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, "Cục Chứng thực số và Bảo mật thông tin (thử nghiệm)"),
             (NameOID.COMMON_NAME, "edXML Test Issuing CA"),
@@ -305,7 +170,7 @@ def _generate() -> TestPKI:
     agency_h23 = leaf("agency_h23", _h23_subject(), intermediate)
     agency_g22 = leaf(
         "agency_g22",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.LOCALITY_NAME, "Hà Nội"),
             (NameOID.ORGANIZATION_NAME, AGENCY_G22),
@@ -316,7 +181,7 @@ def _generate() -> TestPKI:
     )
     person = leaf(
         "person",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, AGENCY_H23),
             (NameOID.ORGANIZATIONAL_UNIT_NAME, f"Văn phòng UBND tỉnh ({ORGAN_ID_H23})"),
@@ -328,13 +193,13 @@ def _generate() -> TestPKI:
     )
     node = leaf(
         "node",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, AGENCY_H23),
             (NameOID.COMMON_NAME, NODE_HOST),
         ),
         intermediate,
-        key_usage=_usage(sign=True, encipher=True),
+        usage=key_usage(sign=True, encipher=True),
         extended=(ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
         san=(
             x509.DNSName(NODE_HOST),
@@ -352,14 +217,14 @@ def _generate() -> TestPKI:
         "no_signing_usage",
         _h23_subject(),
         intermediate,
-        key_usage=_usage(encipher=True),
+        usage=key_usage(encipher=True),
     )
     ec_agency = leaf(
         "ec_agency", _h23_subject(), intermediate, key=ec.generate_private_key(ec.SECP256R1())
     )
     untrusted_root = ca(
         "untrusted_root",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, "Cục Chứng thực số và Bảo mật thông tin (thử nghiệm)"),
             (NameOID.COMMON_NAME, "edXML Test Root CA"),  # same name as the real root: an impostor
@@ -369,13 +234,13 @@ def _generate() -> TestPKI:
     untrusted_agency = leaf("untrusted_agency", _h23_subject(), untrusted_root)
     legacy_root = ca(
         "legacy_root",
-        _name(
+        name(
             (NameOID.COUNTRY_NAME, "VN"),
             (NameOID.ORGANIZATION_NAME, "Ban Cơ yếu Chính phủ (thử nghiệm cũ)"),
             (NameOID.COMMON_NAME, "edXML Legacy Root CA"),
         ),
         None,
-        key_usage=None,
+        usage=None,
     )
     legacy_agency = leaf("legacy_agency", _h23_subject(), legacy_root)
     return TestPKI(
