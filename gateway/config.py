@@ -1,0 +1,1314 @@
+"""`gateway.conf`: the node's configuration, read and validated in one pass before anything starts.
+
+An INI file (configparser, no interpolation, no inline comments, no DEFAULT section). Every
+problem found is collected, with its section, key, what was found and what is expected in English
+and Vietnamese, and raised together as one `ConfigError`: an administrator fixes the whole file at
+once. Unknown sections and keys are errors, so a typo never passes silently.
+
+Relative paths resolve against the directory of the configuration file. Durations are written
+`500ms`, `30s`, `2m`, `1h`, `1d`; sizes `512`, `64KB`, `150MB`, `1GB` (binary multiples: 1 KB =
+1024 bytes, matching `edxml.xmlsafe.Limits`).
+
+Secrets (office tokens) may be inline, in a file (`token_file`) or in an environment variable
+(`token_env`); inline works but warns. A secret is held in a `Secret`, whose repr and str hide it,
+and never appears in a `Problem`.
+
+The exchange face always runs mutual TLS: `exchange_listen` is a plain `tcp:` endpoint and the TLS
+material comes from `[node]` `tls_cert`, `tls_key`, `tls_ca`, so a client certificate can never be
+left optional by a forgotten endpoint argument. The office face is plain HTTP (for loopback) unless
+`office_tls_cert` and `office_tls_key` are given; `office_tls_ca` adds client-certificate checking,
+which `client_cert_fingerprint` credentials need.
+"""
+
+from __future__ import annotations
+
+import configparser
+import datetime as dt
+import enum
+import glob
+import hashlib
+import hmac
+import os
+import re
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Final, TypeVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from edxml import organid
+from edxml.signature import WeakPolicy
+from edxml.xmlsafe import Limits
+
+__all__ = [
+    "AgencyConfig",
+    "CalendarConfig",
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "NodeConfig",
+    "OfficeConfig",
+    "Problem",
+    "RetryConfig",
+    "RouteConfig",
+    "RoutePattern",
+    "Secret",
+    "SignaturePolicy",
+    "TlsConfig",
+    "Transport",
+    "TrustConfig",
+    "load",
+    "loads",
+    "parse_duration",
+    "parse_size",
+]
+
+MIN_TOKEN_LENGTH: Final = 16
+_HIDDEN: Final = "(hidden)"
+_FOUND_MAX: Final = 80
+
+
+# --- problems ----------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Problem:
+    """One thing wrong (or, in `Config.warnings`, risky) in the file.
+
+    `key` is None when the problem is about a whole section; `found` is None when nothing was
+    there, and never holds a secret.
+    """
+
+    section: str
+    key: str | None
+    found: str | None
+    expected_en: str
+    expected_vi: str
+    found_vi: str | None = None  # when `found` is words rather than a quoted value
+
+    @property
+    def where(self) -> str:
+        return f"[{self.section}]" + (f" {self.key}" if self.key else "")
+
+    @property
+    def message_en(self) -> str:
+        found = "missing" if self.found is None else f"found {self.found}"
+        return f"{self.where}: {found}; expected {self.expected_en}"
+
+    @property
+    def message_vi(self) -> str:
+        if self.found_vi is not None:
+            found = self.found_vi
+        else:
+            found = "thiếu" if self.found is None else f"giá trị {self.found}"
+        return f"{self.where}: {found}; cần {self.expected_vi}"
+
+    def __str__(self) -> str:
+        return f"{self.message_en} / {self.message_vi}"
+
+
+class ConfigError(Exception):
+    """The configuration cannot be used; `problems` lists everything wrong, section by section."""
+
+    code = "ConfigError"
+    vi = "Tệp cấu hình không hợp lệ"
+
+    def __init__(self, path: Path | None, problems: Iterable[Problem]) -> None:
+        self.path = path
+        self.problems = tuple(problems)
+        where = str(path) if path is not None else "configuration"
+        lines = [f"{where}: {len(self.problems)} problem(s) / {len(self.problems)} lỗi"]
+        lines += [f"  {p}" for p in self.problems]
+        super().__init__("\n".join(lines))
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+@attrs.frozen(repr=False, eq=False)
+class Secret:
+    """A credential that must not reach a log, a repr or an error message."""
+
+    _value: str
+
+    def reveal(self) -> str:
+        return self._value
+
+    def matches(self, candidate: str) -> bool:
+        # Digests first: compare_digest is only constant-time for inputs of equal length.
+        mine = hashlib.sha256(self._value.encode()).digest()
+        theirs = hashlib.sha256(candidate.encode()).digest()
+        return hmac.compare_digest(mine, theirs)
+
+    def __repr__(self) -> str:
+        return "Secret(***)"
+
+    __str__ = __repr__
+
+
+# --- value objects -----------------------------------------------------------------------------
+
+
+class Transport(enum.Enum):
+    SOAP = "soap"  # our own exchange face on a peer node or axis
+    VXP = "vxp"  # national axis REST (shared/docs/vxp.md): parsed, not usable yet
+    LOCAL = "local"  # hosted on this node: no network hop
+    EDOC_HUB = "edoc-hub"  # BKAV-style provincial SOAP hub: parsed, not usable yet
+
+
+USABLE_TRANSPORTS: Final = frozenset({Transport.SOAP, Transport.LOCAL})
+
+
+class SignaturePolicy(enum.Enum):
+    REQUIRED = "required"
+    OPTIONAL = "optional"
+
+
+@attrs.frozen
+class TlsConfig:
+    """PEM files for one TLS side: our certificate chain, its key, and the CAs we accept."""
+
+    cert: Path
+    key: Path
+    ca: Path | None = None
+
+
+@attrs.frozen
+class NodeConfig:
+    name: str
+    organ_id: str | None  # the node's own OrganId when it is an axis or agency node
+    data_dir: Path
+    office_listen: str  # Twisted server endpoint string, plain tcp: or unix:
+    exchange_listen: str  # plain tcp:; TLS comes from `tls`
+    office_url: str  # what office systems use to reach the office face
+    exchange_url: str  # what other nodes use to reach the exchange face
+    tls: TlsConfig  # the exchange face's mutual TLS (ca: the CAs whose clients are accepted)
+    office_tls: TlsConfig | None = None
+
+
+@attrs.frozen
+class AgencyConfig:
+    organ_id: str
+    name: str
+    signing_key: Path
+    signing_cert: Path
+
+
+@attrs.frozen
+class OfficeConfig:
+    """An office-system credential and the OrganIds it may act for."""
+
+    name: str
+    organ_ids: tuple[str, ...]
+    token: Secret | None = attrs.field(default=None, repr=False)
+    token_source: str | None = None  # "inline", "file:PATH" or "env:NAME"; never the token
+    client_cert_fingerprint: str | None = None  # SHA-256, lower-case hex, no colons
+    push_url: str | None = None
+
+    def may_act_for(self, organ_id: str) -> bool:
+        return organ_id in self.organ_ids
+
+
+_PATTERN_SEGMENT = re.compile(r"^[0-9A-Za-z\-:_]+\Z")
+
+
+@attrs.frozen
+class RoutePattern:
+    """An OrganId pattern: exact code, or dot-separated segments where `*` stands for one or more
+    whole segments (`000.00.*.H23`, `*.G22`, `*`)."""
+
+    text: str
+    _regex: re.Pattern[str] = attrs.field(repr=False, eq=False)
+
+    @classmethod
+    def parse(cls, text: str) -> RoutePattern:
+        """Raises ValueError with an English reason when `text` is not a pattern."""
+        segments = text.split(".")
+        if "*" not in segments:
+            if not organid.is_valid(text):
+                raise ValueError("not a valid OrganId")
+            return cls(text, re.compile(re.escape(text) + r"\Z"))
+        parts = []
+        for segment in segments:
+            if segment == "*":
+                parts.append(r"[^.]+(?:\.[^.]+)*")
+            elif _PATTERN_SEGMENT.match(segment):
+                parts.append(re.escape(segment))
+            else:
+                raise ValueError("each segment must be a code part or a lone '*'")
+        return cls(text, re.compile(r"\.".join(parts) + r"\Z"))
+
+    @property
+    def exact(self) -> bool:
+        return "*" not in self.text.split(".")
+
+    @property
+    def specificity(self) -> tuple[int, int, int]:
+        """Larger is more specific: exact codes, then more literal segments, then longer ones."""
+        literal = [s for s in self.text.split(".") if s != "*"]
+        return (int(self.exact), len(literal), sum(len(s) for s in literal))
+
+    def match(self, organ_id: str) -> bool:
+        return self._regex.match(organ_id) is not None
+
+
+@attrs.frozen
+class RouteConfig:
+    name: str
+    transport: Transport
+    patterns: tuple[RoutePattern, ...]
+    url: str | None = None
+    tls: TlsConfig | None = None  # client side of mutual TLS to this peer (soap)
+    require_envelope_signature: SignaturePolicy = SignaturePolicy.REQUIRED
+    weak_algorithms: WeakPolicy = WeakPolicy.WARN
+    max_concurrency: int = 4
+    timeout: float = 60.0  # seconds for one delivery attempt
+
+    @property
+    def organ_ids(self) -> tuple[str, ...]:
+        return tuple(p.text for p in self.patterns)
+
+    def match(self, organ_id: str) -> bool:
+        return any(p.match(organ_id) for p in self.patterns)
+
+    def specificity_for(self, organ_id: str) -> tuple[int, int, int] | None:
+        """The specificity of the most specific pattern matching `organ_id`, or None."""
+        found = [p.specificity for p in self.patterns if p.match(organ_id)]
+        return max(found) if found else None
+
+
+@attrs.frozen
+class TrustConfig:
+    """Trust-store inputs. Each entry is an absolute path or glob; `expand` lists the files."""
+
+    roots: tuple[str, ...] = ()
+    intermediates: tuple[str, ...] = ()
+    crls: tuple[str, ...] = ()
+    weak_algorithms: WeakPolicy = WeakPolicy.WARN
+
+    @staticmethod
+    def expand(patterns: Iterable[str]) -> tuple[Path, ...]:
+        files: list[Path] = []
+        for pattern in patterns:
+            files += sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file())
+        return tuple(dict.fromkeys(files))
+
+
+VIETNAM: Final = dt.timezone(dt.timedelta(hours=7))
+
+
+@attrs.frozen
+class CalendarConfig:
+    """Office hours for the legal receipt time (R19): hours, working weekdays, day overrides."""
+
+    office_hours: tuple[tuple[dt.time, dt.time], ...] = (
+        (dt.time(7, 30), dt.time(11, 30)),
+        (dt.time(13, 30), dt.time(17, 0)),
+    )
+    workdays: frozenset[int] = frozenset(range(5))  # date.weekday(): 0 = Monday
+    holidays: frozenset[dt.date] = frozenset()  # workdays that are not worked
+    extra_workdays: frozenset[dt.date] = frozenset()  # make-up days (a Saturday worked instead)
+    timezone: dt.timezone = VIETNAM
+
+    def is_workday(self, day: dt.date) -> bool:
+        if day in self.extra_workdays:
+            return True
+        return day.weekday() in self.workdays and day not in self.holidays
+
+
+@attrs.frozen
+class LimitsConfig:
+    max_envelope_bytes: int = 150 * 1024 * 1024
+    max_depth: int = 48
+    max_elements: int = 200_000
+    office_rate: float = 0.0  # requests per second per office credential; 0 = unlimited
+    exchange_rate: float = 0.0  # requests per second per peer node; 0 = unlimited
+
+    def xml_limits(self) -> Limits:
+        return Limits(
+            max_bytes=self.max_envelope_bytes,
+            max_depth=self.max_depth,
+            max_elements=self.max_elements,
+        )
+
+
+@attrs.frozen
+class RetryConfig:
+    schedule: tuple[float, ...] = (30.0, 120.0, 600.0, 3600.0, 21600.0)  # seconds
+    jitter: float = 0.2  # each delay is scaled by a factor drawn from [1 - jitter, 1 + jitter]
+    max_attempts: int = 6
+
+    def delay(self, failed_attempts: int, draw: float = 0.5) -> float:
+        """Seconds to wait after `failed_attempts` (≥ 1) failures; `draw` in [0, 1) is the caller's
+        random number, so that tests choose it. Past the schedule's end the last step repeats."""
+        step = self.schedule[min(max(failed_attempts, 1), len(self.schedule)) - 1]
+        return step * (1.0 - self.jitter + 2.0 * self.jitter * draw)
+
+
+@attrs.frozen
+class Config:
+    path: Path | None
+    node: NodeConfig
+    agencies: tuple[AgencyConfig, ...] = ()
+    offices: tuple[OfficeConfig, ...] = ()
+    routes: tuple[RouteConfig, ...] = ()
+    trust: TrustConfig = TrustConfig()
+    calendar: CalendarConfig = CalendarConfig()
+    limits: LimitsConfig = LimitsConfig()
+    retry: RetryConfig = RetryConfig()
+    warnings: tuple[Problem, ...] = ()
+
+    def agency(self, organ_id: str) -> AgencyConfig | None:
+        return next((a for a in self.agencies if a.organ_id == organ_id), None)
+
+    def hosts(self, organ_id: str) -> bool:
+        return self.agency(organ_id) is not None
+
+    def routes_for(self, organ_id: str) -> tuple[RouteConfig, ...]:
+        """Routes that serve `organ_id`, the most specific pattern first (file order on ties)."""
+        scored = [(r.specificity_for(organ_id), i, r) for i, r in enumerate(self.routes)]
+        matching = [(s, i, r) for s, i, r in scored if s is not None]
+        matching.sort(key=lambda t: (tuple(-x for x in t[0]), t[1]))
+        return tuple(r for _, _, r in matching)
+
+    def office_for_token(self, token: str) -> OfficeConfig | None:
+        """The office whose token is `token`. Every credential is compared, so the time taken
+        does not tell which one (or whether any) matched."""
+        found: OfficeConfig | None = None
+        for office in self.offices:
+            if office.token is not None and office.token.matches(token):
+                found = office
+        return found
+
+    def office_for_fingerprint(self, fingerprint: str) -> OfficeConfig | None:
+        wanted = _normal_fingerprint(fingerprint)
+        return next((o for o in self.offices if o.client_cert_fingerprint == wanted), None)
+
+
+# --- scalar parsers (also used by the CLI) -----------------------------------------------------
+
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\Z")
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE = re.compile(r"^([0-9]+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\Z")
+_SIZE_UNITS = {None: 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
+_RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|m|min|h)\Z")
+_RATE_UNITS = {"s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+_FINGERPRINT = re.compile(r"^[0-9a-f]{64}\Z")
+_WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+def parse_duration(text: str) -> float:
+    """`30s` → 30.0 seconds; raises ValueError."""
+    match = _DURATION.match(text.strip().lower())
+    if match is None:
+        raise ValueError(text)
+    return float(match[1]) * _DURATION_UNITS[match[2]]
+
+
+def parse_size(text: str) -> int:
+    """`150MB` → 157286400 bytes; raises ValueError."""
+    match = _SIZE.match(text.strip().upper())
+    if match is None:
+        raise ValueError(text)
+    unit = match[2].replace("IB", "B") if match[2] else None
+    return int(match[1]) * _SIZE_UNITS[unit]
+
+
+def _parse_rate(text: str) -> float:
+    if text.strip() in ("0", "unlimited"):
+        return 0.0
+    match = _RATE.match(text.strip().lower())
+    if match is None:
+        raise ValueError(text)
+    return float(match[1]) / _RATE_UNITS[match[2]]
+
+
+def _normal_fingerprint(text: str) -> str:
+    return text.strip().lower().replace(":", "")
+
+
+def _split_list(text: str) -> list[str]:
+    return [item for item in re.split(r"[,\s]+", text.strip()) if item]
+
+
+def _shown(value: str) -> str:
+    value = value if len(value) <= _FOUND_MAX else value[: _FOUND_MAX - 1] + "…"
+    return repr(value)
+
+
+# --- reading one section -----------------------------------------------------------------------
+
+T = TypeVar("T")
+E = TypeVar("E", bound=enum.Enum)
+
+
+class _Section:
+    """One section's keys; every read records what is wrong instead of raising."""
+
+    def __init__(
+        self,
+        name: str,
+        items: Mapping[str, str],
+        allowed: Iterable[str],
+        problems: list[Problem],
+        base: Path,
+    ) -> None:
+        self.name = name
+        self.items = dict(items)
+        self.allowed = tuple(allowed)
+        self.problems = problems
+        self.base = base
+        for key in self.items:
+            if key not in self.allowed:
+                self.problem(
+                    key,
+                    # A typo's value may be a secret: never shown.
+                    "an unknown key",
+                    "one of the keys " + ", ".join(self.allowed),
+                    "một trong các khóa " + ", ".join(self.allowed),
+                    "khóa không xác định",
+                )
+
+    def problem(
+        self, key: str | None, found: str | None, en: str, vi: str, found_vi: str | None = None
+    ) -> None:
+        self.problems.append(Problem(self.name, key, found, en, vi, found_vi))
+
+    def has(self, key: str) -> bool:
+        return bool(self.items.get(key, "").strip())
+
+    def text(self, key: str, *, required: bool = False) -> str | None:
+        value = self.items.get(key, "").strip()
+        if value:
+            return value
+        if required:
+            self.problem(key, None if key not in self.items else "''", "a value", "một giá trị")
+        return None
+
+    def convert(
+        self,
+        key: str,
+        parse: Callable[[str], T],
+        default: T,
+        en: str,
+        vi: str,
+        *,
+        required: bool = False,
+    ) -> T:
+        value = self.text(key, required=required)
+        if value is None:
+            return default
+        try:
+            return parse(value)
+        except ValueError:
+            self.problem(key, _shown(value), en, vi)
+            return default
+
+    def integer(self, key: str, default: int, *, low: int = 0, high: int | None = None) -> int:
+        def parse(text: str) -> int:
+            number = int(text)
+            if number < low or (high is not None and number > high):
+                raise ValueError(text)
+            return number
+
+        bounds = f"≥ {low}" if high is None else f"from {low} to {high}"
+        bounds_vi = f"≥ {low}" if high is None else f"từ {low} đến {high}"
+        return self.convert(
+            key, parse, default, f"a whole number {bounds}", f"một số nguyên {bounds_vi}"
+        )
+
+    def choice(self, key: str, enum_type: type[E], default: E) -> E:
+        return self.maybe_choice(key, enum_type) or default
+
+    def maybe_choice(self, key: str, enum_type: type[E], *, required: bool = False) -> E | None:
+        names = [str(m.value) for m in enum_type]
+
+        def parse(text: str) -> E | None:
+            return enum_type(text.lower())
+
+        return self.convert(
+            key,
+            parse,
+            None,
+            "one of " + ", ".join(names),
+            "một trong " + ", ".join(names),
+            required=required,
+        )
+
+    def path(self, key: str, *, required: bool = False) -> Path | None:
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        return (self.base / Path(value).expanduser()).resolve()
+
+    def url(self, key: str, *, required: bool = False, https: bool = False) -> str | None:
+        value = self.text(key, required=required)
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        schemes = ("https",) if https else ("http", "https")
+        if parts.scheme not in schemes or not parts.hostname:
+            what = "an https:// URL" if https else "an http:// or https:// URL"
+            what_vi = "một địa chỉ https://" if https else "một địa chỉ http:// hoặc https://"
+            self.problem(key, _shown(value), what, what_vi)
+            return None
+        return value
+
+
+# --- the whole file ----------------------------------------------------------------------------
+
+_NODE_KEYS = (
+    "name",
+    "organ_id",
+    "data_dir",
+    "office_listen",
+    "exchange_listen",
+    "office_url",
+    "exchange_url",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "office_tls_cert",
+    "office_tls_key",
+    "office_tls_ca",
+)
+_AGENCY_KEYS = ("name", "signing_key", "signing_cert")
+_OFFICE_KEYS = (
+    "token",
+    "token_file",
+    "token_env",
+    "client_cert_fingerprint",
+    "organ_ids",
+    "push_url",
+)
+_ROUTE_KEYS = (
+    "transport",
+    "url",
+    "organ_ids",
+    "tls_cert",
+    "tls_key",
+    "tls_ca",
+    "require_envelope_signature",
+    "weak_algorithms",
+    "max_concurrency",
+    "timeout",
+)
+_TRUST_KEYS = ("roots", "intermediates", "crls", "weak_algorithms")
+_CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays")
+_LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate", "exchange_rate")
+_RETRY_KEYS = ("schedule", "jitter", "max_attempts")
+_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry")
+_PREFIXES = ("agency", "office", "route")
+
+
+def load(
+    path: Path, *, environ: Mapping[str, str] = os.environ, check_files: bool = True
+) -> Config:
+    """Read and validate `path`. Raises ConfigError listing every problem found.
+
+    With `check_files=False` nothing but the configuration itself is read: referenced files
+    (keys, certificates, token files, trust globs, data_dir) are not checked or opened, and
+    tokens kept in files stay unknown (`token` None, `token_source` set).
+    """
+    path = Path(path).expanduser().resolve()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8"
+        raise ConfigError(
+            path,
+            [
+                Problem(
+                    "-",
+                    None,
+                    f"{reason!r}",
+                    "a readable UTF-8 file",
+                    "một tệp UTF-8 đọc được",
+                )
+            ],
+        ) from None
+    return loads(text, base_dir=path.parent, environ=environ, check_files=check_files, path=path)
+
+
+def loads(
+    text: str,
+    *,
+    base_dir: Path,
+    environ: Mapping[str, str] = os.environ,
+    check_files: bool = True,
+    path: Path | None = None,
+) -> Config:
+    """Like `load`, from text; relative paths resolve against `base_dir`."""
+    parser = configparser.ConfigParser(
+        interpolation=None,
+        strict=True,
+        empty_lines_in_values=False,
+        # No DEFAULT magic: its keys would silently apply to every section.
+        default_section="\x00",
+    )
+    try:
+        parser.read_string(text, source=str(path or "<string>"))
+    except configparser.Error as exc:
+        raise ConfigError(path, [_syntax_problem(exc)]) from None
+    return _Loader(parser, base_dir.expanduser().resolve(), environ, check_files, path).run()
+
+
+def _syntax_problem(exc: configparser.Error) -> Problem:
+    if isinstance(exc, configparser.DuplicateSectionError):
+        return Problem(
+            exc.section, None, f"line {exc.lineno}", "each section once", "mỗi mục chỉ một lần"
+        )
+    if isinstance(exc, configparser.DuplicateOptionError):
+        return Problem(
+            exc.section,
+            exc.option,
+            f"line {exc.lineno}",
+            "each key once per section",
+            "mỗi khóa chỉ một lần trong một mục",
+        )
+    if isinstance(exc, configparser.MissingSectionHeaderError):
+        return Problem(
+            "-",
+            None,
+            f"line {exc.lineno}",
+            "a [section] header before any key",
+            "tiêu đề [mục] trước mọi khóa",
+        )
+    lines = getattr(exc, "errors", None) or []
+    where = ", ".join(f"line {n}" for n, _ in lines) or "unreadable text"
+    return Problem(
+        "-", None, where, "key = value lines (INI syntax)", "các dòng khóa = giá trị (cú pháp INI)"
+    )
+
+
+class _Loader:
+    def __init__(
+        self,
+        parser: configparser.ConfigParser,
+        base: Path,
+        environ: Mapping[str, str],
+        check_files: bool,
+        path: Path | None,
+    ) -> None:
+        self.parser = parser
+        self.base = base
+        self.environ = environ
+        self.check_files = check_files
+        self.path = path
+        self.problems: list[Problem] = []
+        self.warnings: list[Problem] = []
+
+    def section(self, name: str, allowed: Iterable[str]) -> _Section:
+        items = self.parser[name] if self.parser.has_section(name) else {}
+        return _Section(name, items, allowed, self.problems, self.base)
+
+    def run(self) -> Config:
+        agencies_sections: list[str] = []
+        office_sections: list[str] = []
+        route_sections: list[str] = []
+        buckets = {"agency": agencies_sections, "office": office_sections, "route": route_sections}
+        for name in self.parser.sections():
+            prefix, colon, rest = name.partition(":")
+            if not colon and name in _SINGLE_SECTIONS:
+                continue
+            if colon and prefix in _PREFIXES and rest.strip():
+                buckets[prefix].append(name)
+                continue
+            self.problems.append(
+                Problem(
+                    name,
+                    None,
+                    "an unknown section",
+                    "[node], [trust], [calendar], [limits], [retry], [agency:<OrganId>], "
+                    "[office:<name>] or [route:<name>]",
+                    "một trong các mục [node], [trust], [calendar], [limits], [retry], "
+                    "[agency:<mã định danh>], [office:<tên>], [route:<tên>]",
+                    "mục không xác định",
+                )
+            )
+        if not self.parser.has_section("node"):
+            self.problems.append(
+                Problem("node", None, None, "a [node] section", "mục [node] bắt buộc")
+            )
+        node = self.node()
+        agencies = tuple(a for a in map(self.agency, agencies_sections) if a is not None)
+        hosted = {a.organ_id for a in agencies}
+        offices = tuple(o for o in (self.office(s, hosted) for s in office_sections) if o)
+        trust = self.trust()
+        routes = tuple(r for r in (self.route(s, hosted, trust, node) for s in route_sections) if r)
+        self.cross_checks(node, offices, routes, hosted)
+        calendar = self.calendar()
+        limits = self.limits()
+        retry = self.retry()
+        if self.problems or node is None:
+            raise ConfigError(self.path, self.problems)
+        return Config(
+            path=self.path,
+            node=node,
+            agencies=agencies,
+            offices=offices,
+            routes=routes,
+            trust=trust,
+            calendar=calendar,
+            limits=limits,
+            retry=retry,
+            warnings=tuple(self.warnings),
+        )
+
+    # -- files --
+
+    def existing_file(self, section: _Section, key: str, path: Path | None) -> None:
+        if path is None or not self.check_files:
+            return
+        if not path.is_file():
+            section.problem(
+                key, _shown(str(path)), "an existing readable file", "một tệp có sẵn, đọc được"
+            )
+
+    def file_key(self, section: _Section, key: str, *, required: bool = False) -> Path | None:
+        path = section.path(key, required=required)
+        self.existing_file(section, key, path)
+        return path
+
+    def tls(self, section: _Section, prefix: str, *, required: bool) -> TlsConfig | None:
+        cert = self.file_key(section, f"{prefix}tls_cert", required=required)
+        key = self.file_key(section, f"{prefix}tls_key", required=required)
+        ca = self.file_key(section, f"{prefix}tls_ca")
+        if not required and (cert is None) != (key is None):
+            missing = f"{prefix}tls_key" if key is None else f"{prefix}tls_cert"
+            section.problem(
+                missing,
+                None,
+                f"{prefix}tls_cert and {prefix}tls_key together",
+                f"{prefix}tls_cert và {prefix}tls_key đi cùng nhau",
+            )
+        if cert is None or key is None:
+            return None
+        return TlsConfig(cert, key, ca)
+
+    # -- sections --
+
+    def node(self) -> NodeConfig | None:
+        s = self.section("node", _NODE_KEYS)
+        if not self.parser.has_section("node"):
+            return None
+        name = s.text("name", required=True)
+        organ_id = s.text("organ_id")
+        if organ_id is not None and not organid.is_valid(organ_id):
+            s.problem(
+                "organ_id",
+                _shown(organ_id),
+                "a valid OrganId (e.g. 000.00.00.H23)",
+                "mã định danh cơ quan hợp lệ (ví dụ 000.00.00.H23)",
+            )
+            organ_id = None
+        data_dir = s.path("data_dir") or (self.base / "data")
+        if self.check_files and not data_dir.is_dir():
+            s.problem(
+                "data_dir",
+                _shown(str(data_dir)),
+                "an existing directory (gateway init)",
+                "một thư mục có sẵn (gateway init)",
+            )
+        office_listen = self.endpoint(s, "office_listen", allow_unix=True)
+        exchange_listen = self.endpoint(s, "exchange_listen", allow_unix=False)
+        # Port 0 (any free port, as tests use) twice is not a clash.
+        if (
+            office_listen is not None
+            and office_listen == exchange_listen
+            and not re.match(r"^tcp6?:0(:|\Z)", office_listen)
+        ):
+            s.problem(
+                "exchange_listen",
+                _shown(exchange_listen),
+                "a different endpoint from office_listen",
+                "điểm lắng nghe khác office_listen",
+            )
+        tls = self.tls(s, "", required=True)
+        office_tls = self.tls(s, "office_", required=False)
+        office_url = s.url("office_url", required=True)
+        exchange_url = s.url("exchange_url", required=True, https=True)
+        if office_url and office_tls is None and urlsplit(office_url).scheme == "https":
+            s.problem(
+                "office_url",
+                _shown(office_url),
+                "http:// unless office_tls_cert and office_tls_key are set",
+                "http:// nếu không đặt office_tls_cert và office_tls_key",
+            )
+        if name is None or office_listen is None or exchange_listen is None or tls is None:
+            return None
+        if office_url is None or exchange_url is None:
+            return None
+        return NodeConfig(
+            name,
+            organ_id,
+            data_dir,
+            office_listen,
+            exchange_listen,
+            office_url,
+            exchange_url,
+            tls,
+            office_tls,
+        )
+
+    def endpoint(self, s: _Section, key: str, *, allow_unix: bool) -> str | None:
+        value = s.text(key, required=True)
+        if value is None:
+            return None
+        kind, _, rest = value.partition(":")
+        args = rest.split(":")
+        ok = False
+        if kind in ("tcp", "tcp6") and args and args[0].isdigit() and int(args[0]) <= 65535:
+            ok = all(
+                a.partition("=")[0] in ("interface", "backlog") and a.partition("=")[2]
+                for a in args[1:]
+            )
+        elif kind == "unix" and allow_unix:
+            ok = bool(args[0])
+        if ok:
+            return value
+        if kind == "ssl" and not allow_unix:
+            en = "a plain tcp: endpoint; mutual TLS comes from tls_cert, tls_key and tls_ca"
+            vi = "điểm tcp: thuần; TLS hai chiều lấy từ tls_cert, tls_key và tls_ca"
+        elif kind == "ssl":
+            en = "a plain tcp: or unix: endpoint; TLS comes from office_tls_cert and office_tls_key"
+            vi = "điểm tcp: hoặc unix: thuần; TLS lấy từ office_tls_cert và office_tls_key"
+        else:
+            en = "a Twisted endpoint such as tcp:8443:interface=127.0.0.1" + (
+                " or unix:/run/gateway.sock" if allow_unix else ""
+            )
+            vi = "điểm lắng nghe Twisted, ví dụ tcp:8443:interface=127.0.0.1"
+        s.problem(key, _shown(value), en, vi)
+        return None
+
+    def agency(self, name: str) -> AgencyConfig | None:
+        s = self.section(name, _AGENCY_KEYS)
+        code = name.partition(":")[2].strip()
+        valid = organid.is_valid(code)
+        if not valid:
+            s.problem(
+                None,
+                _shown(code),
+                "[agency:<OrganId>] with a valid OrganId (e.g. 000.00.00.H23)",
+                "[agency:<mã định danh>] với mã định danh hợp lệ (ví dụ 000.00.00.H23)",
+            )
+        label = s.text("name", required=True)
+        key = self.file_key(s, "signing_key", required=True)
+        cert = self.file_key(s, "signing_cert", required=True)
+        if not valid or label is None or key is None or cert is None:
+            return None
+        return AgencyConfig(code, label, key, cert)
+
+    def organ_ids(self, s: _Section, hosted: set[str]) -> tuple[str, ...]:
+        value = s.text("organ_ids", required=True)
+        codes = _split_list(value or "")
+        for code in codes:
+            if code not in hosted:
+                s.problem(
+                    "organ_ids",
+                    _shown(code),
+                    "OrganIds of hosted agencies ([agency:<OrganId>] sections)",
+                    "mã định danh của cơ quan được phục vụ "
+                    "tại nút này (mục [agency:<mã định danh>])",
+                )
+        return tuple(dict.fromkeys(codes))
+
+    def office(self, name: str, hosted: set[str]) -> OfficeConfig | None:
+        s = self.section(name, _OFFICE_KEYS)
+        label = name.partition(":")[2].strip()
+        organ_ids = self.organ_ids(s, hosted)
+        sources = [k for k in ("token", "token_file", "token_env") if s.has(k)]
+        token: Secret | None = None
+        source: str | None = None
+        if len(sources) > 1:
+            for key in sources[1:]:
+                s.problem(
+                    key,
+                    None,
+                    "only one of token, token_file, token_env",
+                    "chỉ một trong token, token_file, token_env",
+                )
+        elif sources == ["token"]:
+            token, source = self.token_value(s, "token", s.text("token") or ""), "inline"
+            self.warnings.append(
+                Problem(
+                    name,
+                    "token",
+                    None,
+                    "token_file or token_env: an inline secret ends up "
+                    "in backups and version control",
+                    "token_file hoặc token_env: khóa bí mật "
+                    "ghi trực tiếp sẽ lọt vào bản sao lưu và kho mã nguồn",
+                )
+            )
+        elif sources == ["token_file"]:
+            path = s.path("token_file")
+            assert path is not None
+            source = f"file:{path}"
+            if self.check_files:
+                try:
+                    raw = path.read_text(encoding="utf-8")
+                except (OSError, UnicodeDecodeError):
+                    s.problem(
+                        "token_file",
+                        _shown(str(path)),
+                        "a readable UTF-8 file holding the token",
+                        "một tệp UTF-8 đọc được chứa mã truy cập",
+                    )
+                else:
+                    token = self.token_value(s, "token_file", raw)
+        elif sources == ["token_env"]:
+            variable = s.text("token_env") or ""
+            source = f"env:{variable}"
+            if variable not in self.environ:
+                s.problem(
+                    "token_env",
+                    _shown(variable),
+                    "the name of a set environment variable",
+                    "tên một biến môi trường đã được đặt",
+                )
+            else:
+                token = self.token_value(s, "token_env", self.environ[variable])
+        fingerprint = s.text("client_cert_fingerprint")
+        if fingerprint is not None:
+            fingerprint = _normal_fingerprint(fingerprint)
+            if not _FINGERPRINT.match(fingerprint):
+                s.problem(
+                    "client_cert_fingerprint",
+                    _shown(fingerprint),
+                    "a SHA-256 fingerprint: 64 hex digits, colons allowed",
+                    "dấu vân tay SHA-256: 64 chữ số thập lục phân, cho phép dấu hai chấm",
+                )
+                fingerprint = None
+        if not sources and not s.has("client_cert_fingerprint"):
+            s.problem(
+                "token_file",
+                None,
+                "a credential: token_file, token_env, token or client_cert_fingerprint",
+                "một thông tin xác thực: token_file, token_env, token hoặc client_cert_fingerprint",
+            )
+        push_url = s.url("push_url")
+        return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
+
+    def token_value(self, s: _Section, key: str, raw: str) -> Secret | None:
+        value = raw.strip()
+        if len(value) < MIN_TOKEN_LENGTH or any(c.isspace() for c in value):
+            s.problem(
+                key,
+                _HIDDEN,
+                f"a token of at least {MIN_TOKEN_LENGTH} characters without spaces",
+                f"mã truy cập dài ít nhất {MIN_TOKEN_LENGTH} ký tự, không có khoảng trắng",
+            )
+            return None
+        return Secret(value)
+
+    def route(
+        self, name: str, hosted: set[str], trust: TrustConfig, node: NodeConfig | None
+    ) -> RouteConfig | None:
+        s = self.section(name, _ROUTE_KEYS)
+        transport = s.maybe_choice("transport", Transport, required=True)
+        if transport is not None and transport not in USABLE_TRANSPORTS:
+            s.problem(
+                "transport",
+                _shown(transport.value),
+                f"soap or local: the {transport.value} transport is not implemented yet",
+                f"soap hoặc local: phương thức {transport.value} chưa được hỗ trợ",
+            )
+        patterns: list[RoutePattern] = []
+        raw_patterns = _split_list(s.text("organ_ids") or "")
+        for text in raw_patterns:
+            try:
+                patterns.append(RoutePattern.parse(text))
+            except ValueError:
+                s.problem(
+                    "organ_ids",
+                    _shown(text),
+                    "OrganIds or patterns such as 000.00.*.H23, "
+                    "*.G22 or * (a '*' stands for whole segments)",
+                    "mã định danh hoặc mẫu như 000.00.*.H23, *.G22, * ('*' thay cho cả nhóm)",
+                )
+        url = s.url("url", https=True) if transport is Transport.SOAP else s.text("url")
+        tls = self.tls(s, "", required=False)
+        if transport is Transport.LOCAL:
+            if not raw_patterns:
+                patterns = [RoutePattern.parse(code) for code in sorted(hosted)]
+            for p in patterns:
+                if p.exact and p.text not in hosted:
+                    s.problem(
+                        "organ_ids",
+                        _shown(p.text),
+                        "OrganIds of hosted agencies for a local route",
+                        "mã định danh của cơ quan được phục vụ tại nút này cho tuyến local",
+                    )
+            for key in ("url", "tls_cert", "tls_key", "tls_ca"):
+                if s.has(key):
+                    s.problem(
+                        key,
+                        _shown(s.items[key].strip()),
+                        "nothing: a local route has no peer",
+                        "để trống: tuyến local không có nút đối tác",
+                    )
+            tls = None
+        elif transport is Transport.SOAP:
+            if not raw_patterns:
+                s.problem(
+                    "organ_ids",
+                    None,
+                    "OrganIds or patterns this route serves",
+                    "mã định danh hoặc mẫu mà tuyến này phục vụ",
+                )
+            if s.text("url") is None:
+                s.problem(
+                    "url",
+                    None,
+                    "the peer's exchange face https:// URL",
+                    "địa chỉ https:// cổng trao đổi của nút đối tác",
+                )
+            if tls is None and node is not None:
+                # Same client identity as our own exchange face unless the peer wants another.
+                tls = node.tls
+        signature = s.choice(
+            "require_envelope_signature", SignaturePolicy, SignaturePolicy.REQUIRED
+        )
+        weak = s.choice("weak_algorithms", WeakPolicy, trust.weak_algorithms)
+        concurrency = s.integer("max_concurrency", 4, low=1, high=1024)
+        timeout = s.convert(
+            "timeout",
+            _positive(parse_duration),
+            60.0,
+            "a duration such as 30s or 2m",
+            "thời lượng như 30s hoặc 2m",
+        )
+        if transport is None or (not patterns and transport is not Transport.LOCAL):
+            return None
+        return RouteConfig(
+            name.partition(":")[2].strip(),
+            transport,
+            tuple(patterns),
+            url,
+            tls,
+            signature,
+            weak,
+            concurrency,
+            timeout,
+        )
+
+    def cross_checks(
+        self,
+        node: NodeConfig | None,
+        offices: tuple[OfficeConfig, ...],
+        routes: tuple[RouteConfig, ...],
+        hosted: set[str],
+    ) -> None:
+        seen: dict[str, str] = {}
+        for route in routes:
+            for pattern in route.patterns:
+                other = seen.setdefault(pattern.text, route.name)
+                if other != route.name:
+                    self.problems.append(
+                        Problem(
+                            f"route:{route.name}",
+                            "organ_ids",
+                            _shown(pattern.text),
+                            f"a pattern not already used by [route:{other}]",
+                            f"mẫu chưa dùng ở [route:{other}]",
+                        )
+                    )
+        for code in sorted(hosted):
+            if not any(r.transport is Transport.LOCAL and r.match(code) for r in routes):
+                self.problems.append(
+                    Problem(
+                        f"agency:{code}",
+                        None,
+                        "no local route serving it",
+                        "a [route:<name>] with transport = local covering it",
+                        "một mục [route:<tên>] có transport = local bao gồm cơ quan này",
+                        "không có tuyến local nào phục vụ cơ quan này",
+                    )
+                )
+        tokens = [o for o in offices if o.token is not None]
+        for i, office in enumerate(tokens):
+            assert office.token is not None
+            if any(office.token.matches(o.token.reveal()) for o in tokens[:i] if o.token):
+                self.problems.append(
+                    Problem(
+                        f"office:{office.name}",
+                        "token",
+                        _HIDDEN,
+                        "a token no other office uses",
+                        "mã truy cập không trùng với văn phòng khác",
+                    )
+                )
+        if node is not None and (node.office_tls is None or node.office_tls.ca is None):
+            for office in offices:
+                if office.client_cert_fingerprint is not None:
+                    self.problems.append(
+                        Problem(
+                            f"office:{office.name}",
+                            "client_cert_fingerprint",
+                            None,
+                            "[node] office_tls_cert, office_tls_key and office_tls_ca, "
+                            "without which no client certificate is asked for",
+                            "[node] office_tls_cert, office_tls_key và office_tls_ca để "
+                            "yêu cầu chứng thư số của máy khách",
+                        )
+                    )
+
+    def trust(self) -> TrustConfig:
+        s = self.section("trust", _TRUST_KEYS)
+        lists: dict[str, tuple[str, ...]] = {}
+        for key in ("roots", "intermediates", "crls"):
+            entries = []
+            for item in _split_list(s.text(key) or ""):
+                pattern = str((self.base / Path(item).expanduser()).resolve())
+                entries.append(pattern)
+                if self.check_files and not TrustConfig.expand([pattern]):
+                    s.problem(
+                        key,
+                        _shown(item),
+                        "a file or a glob matching at least one file",
+                        "một tệp hoặc mẫu khớp ít nhất một tệp",
+                    )
+            lists[key] = tuple(entries)
+        weak = s.choice("weak_algorithms", WeakPolicy, WeakPolicy.WARN)
+        return TrustConfig(lists["roots"], lists["intermediates"], lists["crls"], weak)
+
+    def calendar(self) -> CalendarConfig:
+        s = self.section("calendar", _CALENDAR_KEYS)
+        default = CalendarConfig()
+        hours = s.convert(
+            "office_hours",
+            _parse_hours,
+            default.office_hours,
+            "ordered, non-overlapping HH:MM-HH:MM ranges separated by commas",
+            "các khoảng HH:MM-HH:MM tăng dần, không chồng nhau, cách nhau bởi dấu phẩy",
+        )
+        workdays = s.convert(
+            "workdays",
+            _parse_weekdays,
+            default.workdays,
+            "weekdays such as mon-fri or mon,tue,wed,thu,fri,sat",
+            "các ngày trong tuần như mon-fri hoặc mon,tue,wed,thu,fri,sat",
+        )
+        days_en = "dates YYYY-MM-DD or ranges YYYY-MM-DD..YYYY-MM-DD, separated by commas"
+        days_vi = "các ngày YYYY-MM-DD hoặc khoảng YYYY-MM-DD..YYYY-MM-DD, cách nhau bởi dấu phẩy"
+        holidays: frozenset[dt.date] = s.convert(
+            "holidays", _parse_dates, frozenset(), days_en, days_vi
+        )
+        extra: frozenset[dt.date] = s.convert(
+            "extra_workdays", _parse_dates, frozenset(), days_en, days_vi
+        )
+        both = holidays & extra
+        if both:
+            s.problem(
+                "extra_workdays",
+                _shown(min(both).isoformat()),
+                "dates not also listed in holidays",
+                "ngày không đồng thời nằm trong holidays",
+            )
+        return CalendarConfig(hours, workdays, holidays, extra)
+
+    def limits(self) -> LimitsConfig:
+        s = self.section("limits", _LIMITS_KEYS)
+        d = LimitsConfig()
+        size = s.convert(
+            "max_envelope_bytes",
+            _positive(parse_size),
+            d.max_envelope_bytes,
+            "a size such as 150MB",
+            "kích thước như 150MB",
+        )
+        depth = s.integer("max_depth", d.max_depth, low=8, high=1000)
+        elements = s.integer("max_elements", d.max_elements, low=100)
+        rate_en, rate_vi = (
+            "a rate such as 50/s or 600/min, or 0",
+            "tốc độ như 50/s, 600/min, hoặc 0",
+        )
+        office_rate = s.convert("office_rate", _parse_rate, d.office_rate, rate_en, rate_vi)
+        exchange_rate = s.convert("exchange_rate", _parse_rate, d.exchange_rate, rate_en, rate_vi)
+        return LimitsConfig(size, depth, elements, office_rate, exchange_rate)
+
+    def retry(self) -> RetryConfig:
+        s = self.section("retry", _RETRY_KEYS)
+        d = RetryConfig()
+        schedule = s.convert(
+            "schedule",
+            _parse_schedule,
+            d.schedule,
+            "durations separated by commas, such as 30s, 2m, 10m, 1h, 6h",
+            "các thời lượng cách nhau bởi dấu phẩy, như 30s, 2m, 10m, 1h, 6h",
+        )
+        jitter = s.convert(
+            "jitter",
+            _parse_fraction,
+            d.jitter,
+            "a fraction from 0 to 0.5",
+            "một tỉ lệ từ 0 đến 0.5",
+        )
+        attempts = s.integer("max_attempts", len(schedule) + 1, low=1, high=1000)
+        return RetryConfig(schedule, jitter, attempts)
+
+
+def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:
+    def positive(text: str) -> T:
+        value = parse(text)
+        if not value > 0:  # type: ignore[operator]
+            raise ValueError(text)
+        return value
+
+    return positive
+
+
+def _parse_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value <= 0.5:
+        raise ValueError(text)
+    return value
+
+
+def _parse_schedule(text: str) -> tuple[float, ...]:
+    steps = tuple(_positive(parse_duration)(item) for item in text.split(","))
+    if not steps:
+        raise ValueError(text)
+    return steps
+
+
+def _parse_hours(text: str) -> tuple[tuple[dt.time, dt.time], ...]:
+    ranges: list[tuple[dt.time, dt.time]] = []
+    for item in text.split(","):
+        start_text, dash, end_text = item.strip().partition("-")
+        if not dash:
+            raise ValueError(text)
+        start = dt.time.fromisoformat(start_text.strip())
+        end = dt.time.fromisoformat(end_text.strip())
+        if not start < end or (ranges and not ranges[-1][1] <= start):
+            raise ValueError(text)
+        ranges.append((start, end))
+    return tuple(ranges)
+
+
+def _parse_weekdays(text: str) -> frozenset[int]:
+    days: set[int] = set()
+    for item in _split_list(text.lower()):
+        first, dash, last = item.partition("-")
+        start = _WEEKDAYS.index(first)  # ValueError for an unknown name
+        end = _WEEKDAYS.index(last) if dash else start
+        if end < start:
+            raise ValueError(text)
+        days.update(range(start, end + 1))
+    if not days:
+        raise ValueError(text)
+    return frozenset(days)
+
+
+def _parse_dates(text: str) -> frozenset[dt.date]:
+    dates: set[dt.date] = set()
+    for item in _split_list(text):
+        first, dots, last = item.partition("..")
+        start = dt.date.fromisoformat(first)
+        end = dt.date.fromisoformat(last) if dots else start
+        if end < start or (end - start).days > 366:
+            raise ValueError(text)
+        dates.update(start + dt.timedelta(days=n) for n in range((end - start).days + 1))
+    return frozenset(dates)

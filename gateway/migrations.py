@@ -1,0 +1,291 @@
+"""The store's schema, as explicit DDL per version, and the code that applies it.
+
+The version lives in `PRAGMA user_version`. Every pending migration runs in ONE `BEGIN IMMEDIATE`
+transaction together with the new `user_version`, so an upgrade either happens whole or not at all;
+a failed upgrade leaves the database file byte-identical. Before any migration touches an existing
+non-empty database, a copy is taken with the sqlite3 backup API next to it (`<db>.pre-v<N>.bak`, N
+the first version about to be applied). A brand-new database is built under a temp name and renamed
+into place, so a crash during creation never leaves a half-made store at the configured path.
+
+sqlite-utils 4.2.1 has a `Migrations` helper, but it commits each migration separately (a failure
+in the third leaves the first two applied) and it opens its own deferred transactions; the
+all-or-nothing rule above is easier to keep with plain DDL and `user_version`.
+
+States (design.md §5), enforced by CHECK constraints:
+- inbound message: `received` (stored, not picked up) → `delivered` (every hosted recipient's office
+  system acknowledged), `rejected` (refused, 02 sent back), `withdrawn` (recalled, R14);
+- outbound message: `accepted` (signed, committed, one delivery per recipient) → `recalled`;
+  per-recipient progress lives in `deliveries`;
+- delivery: `queued → sending → sent`, `retry_wait` between failed attempts, `failed` (final,
+  resumable by requeue), `cancelled` (admin).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+from collections.abc import Sequence
+from pathlib import Path
+
+import attrs
+
+__all__ = [
+    "CURRENT_VERSION",
+    "MIGRATIONS",
+    "Migration",
+    "MigrationError",
+    "MigrationReport",
+    "apply_migrations",
+    "split_statements",
+]
+
+
+@attrs.frozen
+class Migration:
+    """One schema version: the DDL that brings version - 1 to `version`."""
+
+    version: int
+    name: str
+    ddl: str
+
+
+@attrs.frozen
+class MigrationReport:
+    from_version: int
+    to_version: int
+    backup: Path | None
+    created: bool
+
+
+class MigrationError(Exception):
+    """A migration failed (the database is unchanged) or the database is newer than this code."""
+
+
+_V1 = """
+CREATE TABLE messages (
+    id                TEXT PRIMARY KEY,
+    direction         TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    kind              TEXT NOT NULL CHECK (kind IN ('envelope', 'status')),
+    sender            TEXT NOT NULL,
+    document_id       TEXT NOT NULL,
+    business_type     TEXT NOT NULL,
+    code_number       TEXT,
+    code_notation     TEXT,
+    promulgation_date TEXT,
+    subject           TEXT,
+    priority          INTEGER NOT NULL DEFAULT 0 CHECK (priority BETWEEN 0 AND 4),
+    state             TEXT NOT NULL CHECK (
+        (direction = 'in' AND state IN ('received', 'delivered', 'rejected', 'withdrawn'))
+        OR (direction = 'out' AND state IN ('accepted', 'recalled'))
+    ),
+    blob_sha256       TEXT NOT NULL CHECK (length(blob_sha256) = 64),
+    size              INTEGER NOT NULL CHECK (size >= 0),
+    verdict_json      TEXT NOT NULL DEFAULT '{}',
+    receipt_json      TEXT,
+    arrived_at        TEXT NOT NULL,
+    created_at        TEXT NOT NULL
+) STRICT;
+
+-- The idempotency key: a resent envelope finds the first row (and its receipt) instead of a twin.
+CREATE UNIQUE INDEX messages_idempotency
+    ON messages (direction, sender, document_id, business_type, kind)
+    WHERE kind = 'envelope';
+CREATE INDEX messages_document ON messages (document_id);
+CREATE INDEX messages_arrived ON messages (direction, state, arrived_at);
+
+CREATE TABLE message_recipients (
+    message_id TEXT NOT NULL REFERENCES messages (id),
+    organ_id   TEXT NOT NULL,
+    PRIMARY KEY (message_id, organ_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX message_recipients_organ ON message_recipients (organ_id);
+
+CREATE TABLE deliveries (
+    id              INTEGER PRIMARY KEY,
+    message_id      TEXT NOT NULL REFERENCES messages (id),
+    recipient       TEXT NOT NULL,
+    route           TEXT NOT NULL,
+    state           TEXT NOT NULL DEFAULT 'queued' CHECK (
+        state IN ('queued', 'sending', 'sent', 'retry_wait', 'failed', 'cancelled')
+    ),
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at TEXT NOT NULL,
+    priority_rank   INTEGER NOT NULL CHECK (priority_rank BETWEEN 0 AND 3),
+    due_at          TEXT NOT NULL,
+    last_error      TEXT,
+    sent_at         TEXT,
+    receipt_json    TEXT,
+    updated_at      TEXT NOT NULL,
+    UNIQUE (message_id, recipient)
+) STRICT;
+-- Serves the dispatcher's "next due" scan in its ORDER BY, over waiting rows only.
+CREATE INDEX deliveries_due ON deliveries (priority_rank DESC, due_at, id)
+    WHERE state IN ('queued', 'retry_wait');
+CREATE INDEX deliveries_state ON deliveries (state, route);
+
+CREATE TABLE audit (
+    id           INTEGER PRIMARY KEY,
+    at           TEXT NOT NULL,
+    actor        TEXT NOT NULL,
+    action       TEXT NOT NULL,
+    subject_type TEXT NOT NULL,
+    subject_id   TEXT NOT NULL,
+    detail_json  TEXT NOT NULL,
+    prev_hash    TEXT NOT NULL,
+    hash         TEXT NOT NULL
+) STRICT;
+CREATE INDEX audit_subject ON audit (subject_type, subject_id);
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit rows are append-only');
+END;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN
+    SELECT RAISE(ABORT, 'audit rows are append-only');
+END;
+"""
+
+_V2 = """
+CREATE TABLE statuses (
+    id          INTEGER PRIMARY KEY,
+    message_id  TEXT NOT NULL REFERENCES messages (id),
+    organ_id    TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    description TEXT NOT NULL DEFAULT '',
+    staff_json  TEXT NOT NULL DEFAULT '{}',
+    reported_at TEXT NOT NULL,
+    received_at TEXT NOT NULL,
+    blob_sha256 TEXT CHECK (blob_sha256 IS NULL OR length(blob_sha256) = 64)
+) STRICT;
+-- History in order and the latest per (message, reporter) both come from this index.
+CREATE INDEX statuses_by_reporter ON statuses (message_id, organ_id, id);
+
+-- Pickup by the office system (ReceiveDocuments / MarkReceived), per hosted recipient OrganId.
+CREATE TABLE inbox (
+    message_id TEXT NOT NULL REFERENCES messages (id),
+    organ_id   TEXT NOT NULL,
+    acked_at   TEXT,
+    acked_by   TEXT,
+    PRIMARY KEY (message_id, organ_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX inbox_pending ON inbox (organ_id, message_id) WHERE acked_at IS NULL;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "messages, recipients, deliveries, audit", _V1),
+    Migration(2, "statuses with history, office-system inbox pickup", _V2),
+)
+CURRENT_VERSION = MIGRATIONS[-1].version
+
+
+def split_statements(script: str) -> list[str]:
+    """Cut a script into complete statements (trigger bodies hold `;` of their own).
+
+    `executescript` would COMMIT any open transaction first, which breaks all-or-nothing.
+    """
+    statements: list[str] = []
+    buffer = ""
+    for line in script.splitlines(keepends=True):
+        buffer += line
+        if sqlite3.complete_statement(buffer):
+            if buffer.strip():
+                statements.append(buffer.strip())
+            buffer = ""
+    if buffer.strip():
+        raise MigrationError("migration script ends inside a statement")
+    return statements
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _apply(conn: sqlite3.Connection, pending: Sequence[Migration]) -> None:
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        for migration in pending:
+            for statement in split_statements(migration.ddl):
+                conn.execute(statement)
+        # PRAGMA takes no parameters; the value is an int from our own table.
+        conn.execute(f"PRAGMA user_version = {int(pending[-1].version)}")
+        conn.execute("COMMIT")
+    except BaseException as exc:
+        conn.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise MigrationError(f"migration failed, database unchanged: {exc}") from exc
+        raise
+
+
+def _check_order(migrations: Sequence[Migration]) -> None:
+    versions = [m.version for m in migrations]
+    if versions != list(range(1, len(versions) + 1)):
+        raise MigrationError("migrations must be numbered 1, 2, 3, … without gaps")
+
+
+def apply_migrations(path: Path, migrations: Sequence[Migration] = MIGRATIONS) -> MigrationReport:
+    """Bring the database at `path` to the last version of `migrations` (blocking)."""
+    _check_order(migrations)
+    path = Path(path)
+    target = migrations[-1].version
+    if not path.exists():
+        return _create(path, migrations)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA busy_timeout = 5000")
+        version = int(conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > target:
+            raise MigrationError(
+                f"database is at schema version {version}, newer than this code ({target})"
+            )
+        pending = [m for m in migrations if m.version > version]
+        if not pending:
+            return MigrationReport(version, version, None, created=False)
+        backup: Path | None = None
+        tables = conn.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
+        if version > 0 or tables:
+            backup = path.with_name(f"{path.name}.pre-v{pending[0].version}.bak")
+            _backup(conn, backup)
+        _apply(conn, pending)
+        return MigrationReport(version, target, backup, created=False)
+    finally:
+        conn.close()
+
+
+def _backup(conn: sqlite3.Connection, destination: Path) -> None:
+    partial = destination.with_name(destination.name + ".partial")
+    with contextlib.suppress(FileNotFoundError):
+        partial.unlink()
+    copy = sqlite3.connect(partial)
+    try:
+        conn.backup(copy)
+    finally:
+        copy.close()
+    with open(partial, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(partial, destination)
+    _fsync_dir(destination.parent)
+
+
+def _create(path: Path, migrations: Sequence[Migration]) -> MigrationReport:
+    fresh = path.with_name(path.name + ".creating")
+    for leftover in (fresh, Path(f"{fresh}-wal"), Path(f"{fresh}-shm"), Path(f"{fresh}-journal")):
+        with contextlib.suppress(FileNotFoundError):
+            leftover.unlink()
+    conn = sqlite3.connect(fresh, isolation_level=None)
+    try:
+        # WAL is a property of the file: set it once here, before the first table.
+        conn.execute("PRAGMA journal_mode = WAL")
+        _apply(conn, migrations)
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+    with open(fresh, "rb+") as handle:
+        os.fsync(handle.fileno())
+    os.replace(fresh, path)
+    _fsync_dir(path.parent)
+    return MigrationReport(0, migrations[-1].version, None, created=True)

@@ -1,0 +1,1047 @@
+"""The durable store: plain sqlite3, one writer thread with group commit, readers in a small pool.
+
+Order of durability (the rule every caller keeps): the payload goes to the `BlobStore` first and is
+committed (fsynced, renamed, directory fsynced) before the row that names it is written; the helpers
+below take a `BlobRef`, which only `BlobWriter.commit()` / `BlobStore.put()` hand out. A crash
+between the two leaves an orphan file, never a row naming a missing blob. Only after the writer
+thread's COMMIT returns is a caller's Deferred fired, so nothing is acknowledged (receipt, SOAP
+answer) before it is durable.
+
+Writes: `Store.write(job)` queues `job(conn)` for the writer thread, which takes every job queued at
+that moment into one `BEGIN IMMEDIATE` transaction, each job inside its own SAVEPOINT (a job that
+raises is rolled back alone and its caller gets the exception), then COMMITs once (group commit)
+and fires the callers' Deferreds in the reactor thread. A job must not COMMIT or ROLLBACK itself.
+Reads: `Store.read(job)` runs `job(conn)` inside one read transaction on a `mode=ro`,
+`query_only` connection in a small thread pool. `Store.open_readonly(path)` is the CLI's handle.
+
+The module-level helpers (`insert_inbound_message`, `claim_due_deliveries`, …) are such jobs; every
+one that changes a state appends its audit row in the same transaction. Times are passed in (the
+caller's injected clock), must be timezone-aware, and are stored in UTC as fixed-width ISO 8601 so
+that they sort as text. Rows leave this module as attrs frozen value objects.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import attrs
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IReactorFromThreads, IReactorThreads
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
+
+from gateway.blobs import BlobRef
+from gateway.migrations import MIGRATIONS, Migration, apply_migrations
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditProblem",
+    "AuditRow",
+    "DeliveryRecord",
+    "InboxItem",
+    "InsertResult",
+    "MessageRecord",
+    "NewDelivery",
+    "NewMessage",
+    "NewStatus",
+    "StateConflict",
+    "StatusRecord",
+    "Store",
+    "StoreClosed",
+    "append_audit",
+    "audit_hash",
+    "claim_due_deliveries",
+    "deliveries_for",
+    "get_message",
+    "insert_inbound_message",
+    "insert_outbound_message_with_deliveries",
+    "latest_statuses",
+    "mark_delivery_failed",
+    "mark_delivery_retry",
+    "mark_delivery_sent",
+    "mark_received",
+    "pending_inbox",
+    "record_status",
+    "requeue_interrupted",
+    "status_history",
+    "utc_text",
+    "verify_audit_chain",
+]
+
+T = TypeVar("T")
+
+GENESIS_HASH: Final = "0" * 64
+MAX_BATCH: Final = 256
+BUSY_TIMEOUT_MS: Final = 5000
+
+
+class StoreClosed(Exception):
+    """A write or read after `stop()` began."""
+
+
+class StateConflict(Exception):
+    """A transition asked of a row that is not in the state it requires (sent, not sending)."""
+
+
+def utc_text(value: dt.datetime) -> str:
+    """A stored time: UTC, fixed width, so text order is time order."""
+    if value.tzinfo is None:
+        raise ValueError("naive datetime: the store keeps aware times only")
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# Value objects
+
+
+@attrs.frozen
+class NewMessage:
+    """A message about to be stored; `blob` must already be committed (see module docstring)."""
+
+    id: str
+    direction: str
+    kind: str
+    sender: str
+    document_id: str
+    business_type: str
+    blob: BlobRef
+    arrived_at: dt.datetime
+    recipients: tuple[str, ...] = ()
+    priority: int = 0
+    code_number: str | None = None
+    code_notation: str | None = None
+    promulgation_date: str | None = None
+    subject: str | None = None
+    verdict_json: str = "{}"
+
+
+@attrs.frozen
+class MessageRecord:
+    id: str
+    direction: str
+    kind: str
+    sender: str
+    document_id: str
+    business_type: str
+    code_number: str | None
+    code_notation: str | None
+    promulgation_date: str | None
+    subject: str | None
+    priority: int
+    state: str
+    blob_sha256: str
+    size: int
+    verdict_json: str
+    receipt_json: str | None
+    arrived_at: str
+    created_at: str
+    recipients: tuple[str, ...]
+
+
+@attrs.frozen
+class InsertResult:
+    """`duplicate` is True when the idempotency key matched: id and receipt are the first ones."""
+
+    message_id: str
+    duplicate: bool
+    receipt_json: str | None
+
+
+@attrs.frozen
+class NewDelivery:
+    recipient: str
+    route: str
+
+
+@attrs.frozen
+class DeliveryRecord:
+    id: int
+    message_id: str
+    recipient: str
+    route: str
+    state: str
+    attempts: int
+    next_attempt_at: str
+    priority_rank: int
+    due_at: str
+    last_error: str | None
+    sent_at: str | None
+    receipt_json: str | None
+    updated_at: str
+
+
+@attrs.frozen
+class NewStatus:
+    message_id: str
+    organ_id: str
+    code: str
+    reported_at: dt.datetime
+    description: str = ""
+    staff_json: str = "{}"
+    blob: BlobRef | None = None
+
+
+@attrs.frozen
+class StatusRecord:
+    id: int
+    message_id: str
+    organ_id: str
+    code: str
+    description: str
+    staff_json: str
+    reported_at: str
+    received_at: str
+    blob_sha256: str | None
+
+
+@attrs.frozen
+class InboxItem:
+    organ_id: str
+    message: MessageRecord
+
+
+@attrs.frozen
+class AuditRow:
+    id: int
+    at: str
+    actor: str
+    action: str
+    subject_type: str
+    subject_id: str
+    detail_json: str
+    prev_hash: str
+    hash: str
+
+
+@attrs.frozen
+class AuditProblem:
+    """`row_id` 0 means the table itself (a missing append-only trigger)."""
+
+    row_id: int
+    reason: str
+
+
+# ---------------------------------------------------------------------------------------------
+# The store
+
+
+_STOP = object()
+_Job = tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]
+
+
+def _configure(conn: sqlite3.Connection) -> None:
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+
+
+class Store:
+    """One database file: a writer thread owning the read-write connection, and a read pool."""
+
+    log = Logger()
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        reactor: Any,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        readers: int = 2,
+    ) -> None:
+        self.path = Path(path)
+        self._reactor: IReactorFromThreads = reactor
+        self._threads_reactor: IReactorThreads = reactor
+        self._migrations = tuple(migrations)
+        self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._closing = False
+        self._stopped: Deferred[None] = Deferred()
+        self._thread: threading.Thread | None = None
+        self._read_pool = ThreadPool(minthreads=0, maxthreads=readers, name="store-read")
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        # Group commit's bookkeeping, for tests and benchmarks: COMMITs done, jobs run.
+        self.transactions = 0
+        self.jobs = 0
+
+    @classmethod
+    def open(
+        cls,
+        path: Path,
+        *,
+        reactor: Any,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        readers: int = 2,
+    ) -> Store:
+        """Migrate (blocking, at start), open the writer connection and start the threads."""
+        store = cls(path, reactor=reactor, migrations=migrations, readers=readers)
+        store.start()
+        return store
+
+    def start(self) -> None:
+        report = apply_migrations(self.path, self._migrations)
+        self.log.info(
+            "store {path} at schema version {version}",
+            path=str(self.path),
+            version=report.to_version,
+            backup=str(report.backup) if report.backup else None,
+        )
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        _configure(conn)
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")
+        conn.execute("PRAGMA journal_size_limit = 67108864")
+        self._thread = threading.Thread(
+            target=self._writer_loop, args=(conn,), name="store-writer", daemon=True
+        )
+        self._thread.start()
+        self._read_pool.start()
+
+    @staticmethod
+    def open_readonly(path: Path) -> sqlite3.Connection:
+        """A plain synchronous read-only handle (CLI read commands); writes raise."""
+        uri = Path(path).resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+        _configure(conn)
+        conn.execute("PRAGMA query_only = ON")
+        return conn
+
+    async def write(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` in the writer thread; returns once its group has COMMITted."""
+        if self._closing:
+            raise StoreClosed("store is stopping")
+        done: Deferred[T] = Deferred()
+        self._queue.put((job, done))
+        return await done
+
+    async def read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `job(conn)` in one read transaction on a read-only connection in the pool."""
+        if self._closing:
+            raise StoreClosed("store is stopping")
+        result: T = await deferToThreadPool(
+            self._threads_reactor, self._read_pool, self._run_read, job
+        )
+        return result
+
+    async def stop(self) -> None:
+        """Drain queued writes, commit, checkpoint the WAL (TRUNCATE), close everything."""
+        if self._closing:
+            await self._stopped
+            return
+        self._closing = True
+        self._queue.put(_STOP)
+        await self._stopped
+        self._read_pool.stop()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+
+    # --- reader side ---
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self.open_readonly(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def _run_read(self, job: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._reader()
+        conn.execute("BEGIN")
+        try:
+            return job(conn)
+        finally:
+            conn.execute("ROLLBACK")
+
+    # --- writer side (runs in the writer thread) ---
+
+    def _writer_loop(self, conn: sqlite3.Connection) -> None:
+        try:
+            stopping = False
+            while not stopping:
+                batch: list[_Job] = []
+                item = self._queue.get()
+                while True:
+                    if item is _STOP:
+                        stopping = True
+                    else:
+                        batch.append(item)  # type: ignore[arg-type]
+                    if len(batch) >= MAX_BATCH:
+                        break
+                    try:
+                        item = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                if batch:
+                    self._run_batch(conn, batch)
+            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except Exception:
+            self.log.failure("store writer thread failed")
+        finally:
+            conn.close()
+            self._reactor.callFromThread(self._stopped.callback, None)
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[Deferred[Any], object]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job, done in batch:
+                conn.execute("SAVEPOINT job")
+                try:
+                    result: object = job(conn)
+                except Exception:
+                    result = Failure()
+                    conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((done, result))
+            conn.execute("COMMIT")
+        except Exception:
+            # BEGIN, COMMIT or a savepoint failed (disk full, I/O error, a job that ended the
+            # transaction itself): nothing of this group is durable, so every caller hears so.
+            failure = Failure()
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self.log.failure("store write group failed", failure, jobs=len(batch))
+            outcomes = [(done, failure) for _, done in batch]
+        else:
+            self.transactions += 1
+            self.jobs += len(batch)
+        self._reactor.callFromThread(_fire, outcomes)
+
+
+def _fire(outcomes: list[tuple[Deferred[Any], object]]) -> None:
+    for done, result in outcomes:
+        if isinstance(result, Failure):
+            done.errback(result)
+        else:
+            done.callback(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# Audit
+
+
+def audit_hash(
+    prev_hash: str,
+    *,
+    id: int,
+    at: str,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    detail_json: str,
+) -> str:
+    """SHA-256 over the previous hash and a canonical JSON of this row's other fields."""
+    body = _canonical(
+        {
+            "id": id,
+            "at": at,
+            "actor": actor,
+            "action": action,
+            "subject_type": subject_type,
+            "subject_id": subject_id,
+            "detail_json": detail_json,
+        }
+    )
+    return hashlib.sha256((prev_hash + body).encode("utf-8")).hexdigest()
+
+
+def append_audit(
+    conn: sqlite3.Connection,
+    *,
+    at: dt.datetime,
+    actor: str,
+    action: str,
+    subject_type: str,
+    subject_id: str,
+    detail: Mapping[str, Any] | None = None,
+) -> AuditRow:
+    """Append one chained audit row (inside the caller's write transaction)."""
+    last = conn.execute("SELECT id, hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+    row_id, prev_hash = (last[0] + 1, last[1]) if last else (1, GENESIS_HASH)
+    at_text = utc_text(at)
+    detail_json = _canonical(dict(detail or {}))
+    digest = audit_hash(
+        prev_hash,
+        id=row_id,
+        at=at_text,
+        actor=actor,
+        action=action,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        detail_json=detail_json,
+    )
+    conn.execute(
+        "INSERT INTO audit (id, at, actor, action, subject_type, subject_id, detail_json,"
+        " prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (row_id, at_text, actor, action, subject_type, subject_id, detail_json, prev_hash, digest),
+    )
+    return AuditRow(
+        row_id, at_text, actor, action, subject_type, subject_id, detail_json, prev_hash, digest
+    )
+
+
+def verify_audit_chain(conn: sqlite3.Connection) -> list[AuditProblem]:
+    """Every broken link or altered row, by row id; empty when the chain holds.
+
+    A truncated tail cannot be seen from inside the table: anchor the last hash elsewhere for that.
+    """
+    problems: list[AuditProblem] = []
+    triggers = {
+        name for (name,) in conn.execute("SELECT name FROM sqlite_schema WHERE type = 'trigger'")
+    }
+    for needed in ("audit_no_update", "audit_no_delete"):
+        if needed not in triggers:
+            problems.append(AuditProblem(0, f"trigger {needed} is missing"))
+    expected_prev = GENESIS_HASH
+    expected_id = 1
+    for row in conn.execute(
+        "SELECT id, at, actor, action, subject_type, subject_id, detail_json, prev_hash, hash"
+        " FROM audit ORDER BY id"
+    ):
+        record = AuditRow(*row)
+        if record.id != expected_id:
+            problems.append(AuditProblem(record.id, f"row ids jump from {expected_id - 1}"))
+        if record.prev_hash != expected_prev:
+            problems.append(AuditProblem(record.id, "prev_hash does not match the previous row"))
+        digest = audit_hash(
+            record.prev_hash,
+            id=record.id,
+            at=record.at,
+            actor=record.actor,
+            action=record.action,
+            subject_type=record.subject_type,
+            subject_id=record.subject_id,
+            detail_json=record.detail_json,
+        )
+        if digest != record.hash:
+            problems.append(AuditProblem(record.id, "hash does not match the row's content"))
+        expected_prev = record.hash
+        expected_id = record.id + 1
+    return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Messages
+
+_MESSAGE_COLUMNS = (
+    "id, direction, kind, sender, document_id, business_type, code_number, code_notation,"
+    " promulgation_date, subject, priority, state, blob_sha256, size, verdict_json, receipt_json,"
+    " arrived_at, created_at"
+)
+_MESSAGE_FIELDS = tuple(c.strip() for c in _MESSAGE_COLUMNS.split(","))
+
+
+def _recipients(conn: sqlite3.Connection, message_id: str) -> tuple[str, ...]:
+    rows = conn.execute(
+        "SELECT organ_id FROM message_recipients WHERE message_id = ? ORDER BY organ_id",
+        (message_id,),
+    )
+    return tuple(r[0] for r in rows)
+
+
+def _message(conn: sqlite3.Connection, row: Sequence[Any]) -> MessageRecord:
+    fields = dict(zip(_MESSAGE_FIELDS, row, strict=True))
+    return MessageRecord(**fields, recipients=_recipients(conn, row[0]))
+
+
+def get_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
+    row = conn.execute(
+        f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)
+    ).fetchone()
+    return _message(conn, row) if row else None
+
+
+def _insert_message(
+    conn: sqlite3.Connection, msg: NewMessage, *, state: str, receipt_json: str | None, now: str
+) -> bool:
+    """Insert unless the idempotency key already holds a row; True when inserted."""
+    cursor = conn.execute(
+        "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
+        " code_number, code_notation, promulgation_date, subject, priority, state, blob_sha256,"
+        " size, verdict_json, receipt_json, arrived_at, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (direction, sender, document_id, business_type, kind)"
+        " WHERE kind = 'envelope' DO NOTHING",
+        (
+            msg.id,
+            msg.direction,
+            msg.kind,
+            msg.sender,
+            msg.document_id,
+            msg.business_type,
+            msg.code_number,
+            msg.code_notation,
+            msg.promulgation_date,
+            msg.subject,
+            msg.priority,
+            state,
+            msg.blob.sha256,
+            msg.blob.size,
+            msg.verdict_json,
+            receipt_json,
+            utc_text(msg.arrived_at),
+            now,
+        ),
+    )
+    if cursor.rowcount == 0:
+        return False
+    conn.executemany(
+        "INSERT INTO message_recipients (message_id, organ_id) VALUES (?, ?)",
+        [(msg.id, organ) for organ in dict.fromkeys(msg.recipients)],
+    )
+    return True
+
+
+def _first_of_key(conn: sqlite3.Connection, msg: NewMessage) -> InsertResult:
+    row = conn.execute(
+        "SELECT id, receipt_json FROM messages WHERE direction = ? AND sender = ?"
+        " AND document_id = ? AND business_type = ? AND kind = ?",
+        (msg.direction, msg.sender, msg.document_id, msg.business_type, msg.kind),
+    ).fetchone()
+    return InsertResult(row[0], True, row[1])
+
+
+def insert_inbound_message(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    *,
+    receipt_json: str | None,
+    now: dt.datetime,
+    actor: str,
+    state: str = "received",
+    inbox_for: Sequence[str] | None = None,
+) -> InsertResult:
+    """Store an inbound envelope or status packet, or find the first of a resent envelope.
+
+    `inbox_for` (default: every recipient) are the hosted OrganIds whose office systems will pick
+    the message up; a refused (`rejected`) message goes to no inbox.
+    """
+    if msg.direction != "in":
+        raise ValueError("insert_inbound_message takes direction 'in'")
+    now_text = utc_text(now)
+    if not _insert_message(conn, msg, state=state, receipt_json=receipt_json, now=now_text):
+        first = _first_of_key(conn, msg)
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="duplicate",
+            subject_type="message",
+            subject_id=first.message_id,
+            detail={"resent_as": msg.id, "blob_sha256": msg.blob.sha256},
+        )
+        return first
+    if state == "received" and msg.kind == "envelope":
+        pickers = msg.recipients if inbox_for is None else inbox_for
+        conn.executemany(
+            "INSERT INTO inbox (message_id, organ_id) VALUES (?, ?)",
+            [(msg.id, organ) for organ in dict.fromkeys(pickers)],
+        )
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action=state,
+        subject_type="message",
+        subject_id=msg.id,
+        detail={
+            "direction": "in",
+            "kind": msg.kind,
+            "sender": msg.sender,
+            "document_id": msg.document_id,
+            "business_type": msg.business_type,
+            "blob_sha256": msg.blob.sha256,
+        },
+    )
+    return InsertResult(msg.id, False, receipt_json)
+
+
+def insert_outbound_message_with_deliveries(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    deliveries: Sequence[NewDelivery],
+    *,
+    receipt_json: str | None,
+    now: dt.datetime,
+    actor: str,
+    due_at: dt.datetime | None = None,
+) -> InsertResult:
+    """Store an outbound message (already signed, blob committed) and one delivery per recipient.
+
+    `due_at` orders deliveries of equal priority (default: now). A resubmission of the same
+    envelope (idempotency key) returns the first message and creates no delivery.
+    """
+    if msg.direction != "out":
+        raise ValueError("insert_outbound_message_with_deliveries takes direction 'out'")
+    now_text = utc_text(now)
+    if not _insert_message(conn, msg, state="accepted", receipt_json=receipt_json, now=now_text):
+        first = _first_of_key(conn, msg)
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="duplicate",
+            subject_type="message",
+            subject_id=first.message_id,
+            detail={"resent_as": msg.id},
+        )
+        return first
+    rank = min(max(msg.priority, 0), 3)
+    due_text = utc_text(due_at or now)
+    for delivery in deliveries:
+        cursor = conn.execute(
+            "INSERT INTO deliveries (message_id, recipient, route, state, next_attempt_at,"
+            " priority_rank, due_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
+            (msg.id, delivery.recipient, delivery.route, now_text, rank, due_text, now_text),
+        )
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="queued",
+            subject_type="delivery",
+            subject_id=str(cursor.lastrowid),
+            detail={"message_id": msg.id, "recipient": delivery.recipient, "route": delivery.route},
+        )
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action="accepted",
+        subject_type="message",
+        subject_id=msg.id,
+        detail={
+            "direction": "out",
+            "kind": msg.kind,
+            "document_id": msg.document_id,
+            "business_type": msg.business_type,
+            "blob_sha256": msg.blob.sha256,
+            "recipients": [d.recipient for d in deliveries],
+        },
+    )
+    return InsertResult(msg.id, False, receipt_json)
+
+
+# ---------------------------------------------------------------------------------------------
+# Deliveries
+
+_DELIVERY_COLUMNS = (
+    "id, message_id, recipient, route, state, attempts, next_attempt_at, priority_rank, due_at,"
+    " last_error, sent_at, receipt_json, updated_at"
+)
+
+
+def deliveries_for(conn: sqlite3.Connection, message_id: str) -> list[DeliveryRecord]:
+    rows = conn.execute(
+        f"SELECT {_DELIVERY_COLUMNS} FROM deliveries WHERE message_id = ? ORDER BY id",
+        (message_id,),
+    )
+    return [DeliveryRecord(*r) for r in rows]
+
+
+def claim_due_deliveries(
+    conn: sqlite3.Connection, *, now: dt.datetime, limit: int, actor: str = "dispatcher"
+) -> list[DeliveryRecord]:
+    """Mark up to `limit` due deliveries `sending` (attempts + 1), best first.
+
+    Order: priority_rank DESC (Hỏa tốc first), due_at, id — the `deliveries_due` index.
+    """
+    now_text = utc_text(now)
+    rows = conn.execute(
+        f"UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
+        f" WHERE id IN (SELECT id FROM deliveries"
+        f"  WHERE state IN ('queued', 'retry_wait') AND next_attempt_at <= ?"
+        f"  ORDER BY priority_rank DESC, due_at, id LIMIT ?)"
+        f" RETURNING {_DELIVERY_COLUMNS}",
+        (now_text, now_text, limit),
+    ).fetchall()
+    # RETURNING gives no order guarantee; the dispatcher relies on this one.
+    claimed = sorted(
+        (DeliveryRecord(*r) for r in rows),
+        key=lambda d: (-d.priority_rank, d.due_at, d.id),
+    )
+    for delivery in claimed:
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="sending",
+            subject_type="delivery",
+            subject_id=str(delivery.id),
+            detail={"attempt": delivery.attempts, "route": delivery.route},
+        )
+    return claimed
+
+
+def requeue_interrupted(conn: sqlite3.Connection, *, now: dt.datetime, actor: str = "store") -> int:
+    """At start: deliveries left `sending` by a stopped or crashed node go back to `queued`."""
+    now_text = utc_text(now)
+    ids = [
+        r[0]
+        for r in conn.execute(
+            "UPDATE deliveries SET state = 'queued', next_attempt_at = ?, updated_at = ?"
+            " WHERE state = 'sending' RETURNING id",
+            (now_text, now_text),
+        ).fetchall()
+    ]
+    for delivery_id in sorted(ids):
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="queued",
+            subject_type="delivery",
+            subject_id=str(delivery_id),
+            detail={"reason": "interrupted while sending"},
+        )
+    return len(ids)
+
+
+def _transition(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    *,
+    to: str,
+    sets: str,
+    params: tuple[Any, ...],
+    now: dt.datetime,
+    actor: str,
+    detail: Mapping[str, Any],
+) -> None:
+    cursor = conn.execute(
+        f"UPDATE deliveries SET state = ?, updated_at = ?, {sets}"
+        " WHERE id = ? AND state = 'sending'",
+        (to, utc_text(now), *params, delivery_id),
+    )
+    if cursor.rowcount != 1:
+        raise StateConflict(f"delivery {delivery_id} is not sending")
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action=to,
+        subject_type="delivery",
+        subject_id=str(delivery_id),
+        detail=detail,
+    )
+
+
+def mark_delivery_sent(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    *,
+    now: dt.datetime,
+    receipt_json: str | None,
+    actor: str = "dispatcher",
+) -> None:
+    """The peer's receipt arrived: `sending → sent`, with `sent_at` (R18)."""
+    _transition(
+        conn,
+        delivery_id,
+        to="sent",
+        sets="sent_at = ?, receipt_json = ?, last_error = NULL",
+        params=(utc_text(now), receipt_json),
+        now=now,
+        actor=actor,
+        detail={},
+    )
+
+
+def mark_delivery_retry(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    *,
+    now: dt.datetime,
+    next_at: dt.datetime,
+    error: str,
+    actor: str = "dispatcher",
+) -> None:
+    """A transient failure: `sending → retry_wait` until `next_at`."""
+    _transition(
+        conn,
+        delivery_id,
+        to="retry_wait",
+        sets="next_attempt_at = ?, last_error = ?",
+        params=(utc_text(next_at), error),
+        now=now,
+        actor=actor,
+        detail={"error": error, "next_attempt_at": utc_text(next_at)},
+    )
+
+
+def mark_delivery_failed(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    *,
+    now: dt.datetime,
+    error: str,
+    actor: str = "dispatcher",
+) -> None:
+    """A permanent fault or the last attempt: `sending → failed` (an admin may requeue)."""
+    _transition(
+        conn,
+        delivery_id,
+        to="failed",
+        sets="last_error = ?",
+        params=(error,),
+        now=now,
+        actor=actor,
+        detail={"error": error},
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Business statuses
+
+_STATUS_COLUMNS = (
+    "id, message_id, organ_id, code, description, staff_json, reported_at, received_at, blob_sha256"
+)
+
+
+def record_status(
+    conn: sqlite3.Connection, status: NewStatus, *, now: dt.datetime, actor: str
+) -> StatusRecord:
+    """Add one business status (01–06, 13, 15, 16) to a message's history."""
+    row = conn.execute(
+        f"INSERT INTO statuses (message_id, organ_id, code, description, staff_json,"
+        f" reported_at, received_at, blob_sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+        f" RETURNING {_STATUS_COLUMNS}",
+        (
+            status.message_id,
+            status.organ_id,
+            status.code,
+            status.description,
+            status.staff_json,
+            utc_text(status.reported_at),
+            utc_text(now),
+            status.blob.sha256 if status.blob else None,
+        ),
+    ).fetchone()
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action="status",
+        subject_type="message",
+        subject_id=status.message_id,
+        detail={"organ_id": status.organ_id, "code": status.code, "status_id": row[0]},
+    )
+    return StatusRecord(*row)
+
+
+def status_history(conn: sqlite3.Connection, message_id: str) -> list[StatusRecord]:
+    rows = conn.execute(
+        f"SELECT {_STATUS_COLUMNS} FROM statuses WHERE message_id = ? ORDER BY id",
+        (message_id,),
+    )
+    return [StatusRecord(*r) for r in rows]
+
+
+def latest_statuses(conn: sqlite3.Connection, message_id: str) -> list[StatusRecord]:
+    """The latest status per reporting OrganId, by OrganId."""
+    rows = conn.execute(
+        f"SELECT {_STATUS_COLUMNS} FROM statuses WHERE id IN ("
+        " SELECT max(id) FROM statuses WHERE message_id = ? GROUP BY organ_id)"
+        " ORDER BY organ_id",
+        (message_id,),
+    )
+    return [StatusRecord(*r) for r in rows]
+
+
+# ---------------------------------------------------------------------------------------------
+# Office-system pickup
+
+
+def _placeholders(values: Sequence[Any]) -> str:
+    return ", ".join("?" for _ in values)
+
+
+def pending_inbox(
+    conn: sqlite3.Connection, organ_ids: Iterable[str], limit: int
+) -> list[InboxItem]:
+    """Received, not yet acknowledged envelopes for these hosted OrganIds, oldest first."""
+    organs = list(dict.fromkeys(organ_ids))
+    if not organs:
+        return []
+    rows = conn.execute(
+        f"SELECT i.organ_id, {', '.join('m.' + c for c in _MESSAGE_FIELDS)}"
+        f" FROM inbox i JOIN messages m ON m.id = i.message_id"
+        f" WHERE i.acked_at IS NULL AND i.organ_id IN ({_placeholders(organs)})"
+        f" AND m.state = 'received'"
+        f" ORDER BY m.arrived_at, m.rowid, i.organ_id LIMIT ?",
+        (*organs, limit),
+    ).fetchall()
+    return [InboxItem(r[0], _message(conn, r[1:])) for r in rows]
+
+
+def mark_received(
+    conn: sqlite3.Connection,
+    message_ids: Iterable[str],
+    organ_ids: Iterable[str],
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> list[str]:
+    """Acknowledge pickup for these OrganIds; a message all of whose pickers acknowledged becomes
+    `delivered`. Returns the ids newly acknowledged (unknown or foreign ids are ignored)."""
+    ids = list(dict.fromkeys(message_ids))
+    organs = list(dict.fromkeys(organ_ids))
+    if not ids or not organs:
+        return []
+    now_text = utc_text(now)
+    acked = conn.execute(
+        f"UPDATE inbox SET acked_at = ?, acked_by = ?"
+        f" WHERE acked_at IS NULL AND message_id IN ({_placeholders(ids)})"
+        f" AND organ_id IN ({_placeholders(organs)}) RETURNING message_id, organ_id",
+        (now_text, actor, *ids, *organs),
+    ).fetchall()
+    done: list[str] = []
+    for message_id in dict.fromkeys(m for m, _ in sorted(acked)):
+        organs_acked = sorted(o for m, o in acked if m == message_id)
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="picked_up",
+            subject_type="message",
+            subject_id=message_id,
+            detail={"organ_ids": organs_acked},
+        )
+        waiting = conn.execute(
+            "SELECT count(*) FROM inbox WHERE message_id = ? AND acked_at IS NULL", (message_id,)
+        ).fetchone()[0]
+        if waiting == 0:
+            changed = conn.execute(
+                "UPDATE messages SET state = 'delivered' WHERE id = ? AND state = 'received'",
+                (message_id,),
+            ).rowcount
+            if changed:
+                append_audit(
+                    conn,
+                    at=now,
+                    actor=actor,
+                    action="delivered",
+                    subject_type="message",
+                    subject_id=message_id,
+                )
+        done.append(message_id)
+    return done

@@ -1,0 +1,442 @@
+"""The SQLite store: group commit, savepoints, idempotency, deliveries, statuses, inbox, audit
+chain, read-only handles and migrations. Real database files, the real reactor for the writer."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from twisted.internet import reactor
+from twisted.internet.defer import Deferred, gatherResults
+from twisted.trial.unittest import SynchronousTestCase, TestCase
+
+from gateway import store as st
+from gateway.blobs import BlobRef
+from gateway.migrations import (
+    CURRENT_VERSION,
+    MIGRATIONS,
+    Migration,
+    MigrationError,
+    apply_migrations,
+)
+
+T0 = dt.datetime(2024, 5, 6, 1, 2, 3, tzinfo=dt.UTC)
+SENDER = "000.00.00.H23"
+RECIPIENTS = ("000.01.32.H23", "000.02.32.H23")
+
+
+def envelope(
+    number: int,
+    *,
+    direction: str = "in",
+    blob: BlobRef | None = None,
+    priority: int = 0,
+    sender: str = SENDER,
+) -> st.NewMessage:
+    return st.NewMessage(
+        id=str(uuid.uuid4()),
+        direction=direction,
+        kind="envelope",
+        sender=sender,
+        document_id=f"{sender},2024/05/06,{number}/QĐ-UBND",
+        business_type="0",
+        blob=blob or BlobRef(hashlib.sha256(str(number).encode()).hexdigest(), 10),
+        arrived_at=T0,
+        recipients=RECIPIENTS,
+        priority=priority,
+        code_number=str(number),
+        code_notation="QĐ-UBND",
+        subject="Về việc thử nghiệm",
+    )
+
+
+def inbound(number: int, **kwargs: Any) -> Any:
+    msg = envelope(number, **kwargs)
+    receipt = json.dumps({"message_id": msg.id})
+
+    def job(conn: sqlite3.Connection) -> st.InsertResult:
+        return st.insert_inbound_message(conn, msg, receipt_json=receipt, now=T0, actor="test")
+
+    return job
+
+
+class StoreTestCase(TestCase):
+    def setUp(self) -> None:
+        self.path = Path(self.mktemp() + ".db")
+        self.store = st.Store.open(self.path, reactor=reactor)
+        self.addCleanup(self._stop)
+
+    def _stop(self) -> Deferred[None]:
+        return Deferred.fromCoroutine(self.store.stop())
+
+    def fresh(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path)
+        self.addCleanup(conn.close)
+        return conn
+
+
+class GroupCommitTests(StoreTestCase):
+    async def test_concurrent_writes_share_transactions(self) -> None:
+        seen_at_fire: list[int] = []
+
+        def check_visible(result: st.InsertResult) -> st.InsertResult:
+            # Fired after COMMIT: a connection that did not exist before sees the row.
+            with sqlite3.connect(self.path) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM messages WHERE id = ?", (result.message_id,)
+                ).fetchone()
+            conn.close()
+            seen_at_fire.append(row[0])
+            return result
+
+        pending = [
+            Deferred.fromCoroutine(self.store.write(inbound(n))).addCallback(check_visible)
+            for n in range(200)
+        ]
+        results = await gatherResults(pending)
+        self.assertEqual(len({r.message_id for r in results}), 200)
+        self.assertEqual(seen_at_fire, [1] * 200)
+        self.assertEqual(self.store.jobs, 200)
+        self.assertLess(self.store.transactions, 200)
+        count = self.fresh().execute("SELECT count(*) FROM messages").fetchone()[0]
+        self.assertEqual(count, 200)
+
+    async def test_failing_job_rolls_back_alone(self) -> None:
+        def bad(conn: sqlite3.Connection) -> None:
+            st.insert_inbound_message(conn, envelope(999), receipt_json=None, now=T0, actor="test")
+            raise ValueError("job changed its mind")
+
+        gate = self._hold_writer()
+        good_before = Deferred.fromCoroutine(self.store.write(inbound(1)))
+        failing = Deferred.fromCoroutine(self.store.write(bad))
+        good_after = Deferred.fromCoroutine(self.store.write(inbound(2)))
+        transactions = self.store.transactions
+        gate.set()
+        await gatherResults([good_before, good_after])
+        with self.assertRaises(ValueError):
+            await failing
+        # The holding job's group commits, then all three share the next one.
+        self.assertEqual(self.store.transactions, transactions + 2)
+        rows = self.fresh().execute("SELECT code_number FROM messages ORDER BY 1").fetchall()
+        self.assertEqual(rows, [("1",), ("2",)])
+        self.assertEqual(st.verify_audit_chain(self.fresh()), [])
+
+    def _hold_writer(self) -> Any:
+        """Block the writer thread so that the next writes queue up into one group."""
+        gate = threading.Event()
+        entered = threading.Event()
+
+        def hold(conn: sqlite3.Connection) -> None:
+            entered.set()
+            gate.wait(10)
+
+        Deferred.fromCoroutine(self.store.write(hold))
+        entered.wait(10)
+        return gate
+
+    async def test_reads_see_committed_state(self) -> None:
+        first = await self.store.write(inbound(7))
+        record = await self.store.read(lambda c: st.get_message(c, first.message_id))
+        assert record is not None
+        self.assertEqual(record.code_number, "7")
+        self.assertEqual(record.recipients, tuple(sorted(RECIPIENTS)))
+        self.assertEqual(record.state, "received")
+        self.assertEqual(record.arrived_at, "2024-05-06T01:02:03.000000Z")
+
+        def sneaky(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM messages")
+
+        with self.assertRaises(sqlite3.OperationalError):
+            await self.store.read(sneaky)
+
+    async def test_stop_drains_and_truncates_wal(self) -> None:
+        pending = [Deferred.fromCoroutine(self.store.write(inbound(n))) for n in range(50)]
+        await self.store.stop()
+        await gatherResults(pending)
+        wal = Path(f"{self.path}-wal")
+        self.assertTrue(not wal.exists() or wal.stat().st_size == 0)
+        with self.assertRaises(st.StoreClosed):
+            await self.store.write(inbound(51))
+        count = self.fresh().execute("SELECT count(*) FROM messages").fetchone()[0]
+        self.assertEqual(count, 50)
+
+
+class MessageTests(StoreTestCase):
+    async def test_resent_envelope_returns_first_receipt(self) -> None:
+        msg = envelope(42)
+        again = attrs.evolve(msg, id=str(uuid.uuid4()))
+
+        def insert(m: st.NewMessage, receipt: str) -> Any:
+            return lambda c: st.insert_inbound_message(
+                c, m, receipt_json=receipt, now=T0, actor="exchange"
+            )
+
+        first = await self.store.write(insert(msg, '{"receipt":"first"}'))
+        second = await self.store.write(insert(again, '{"receipt":"second"}'))
+        self.assertEqual(first, st.InsertResult(msg.id, False, '{"receipt":"first"}'))
+        self.assertEqual(second, st.InsertResult(msg.id, True, '{"receipt":"first"}'))
+        conn = self.fresh()
+        self.assertEqual(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 1)
+        self.assertEqual(conn.execute("SELECT count(*) FROM inbox").fetchone()[0], 2)
+        actions = [r[0] for r in conn.execute("SELECT action FROM audit ORDER BY id")]
+        self.assertEqual(actions, ["received", "duplicate"])
+        # The same document from another sender, or outbound, is a different key.
+        other = await self.store.write(insert(envelope(42, sender="000.00.00.H24"), "{}"))
+        self.assertFalse(other.duplicate)
+
+    async def test_outbound_deliveries_claim_in_priority_order(self) -> None:
+        normal = [envelope(n, direction="out") for n in range(5)]
+        express = envelope(100, direction="out", priority=3)
+        urgent = envelope(101, direction="out", priority=1)
+        for offset, msg in enumerate([*normal, urgent, express]):
+            due = T0 + dt.timedelta(seconds=offset)
+            await self.store.write(
+                lambda c, m=msg, d=due: st.insert_outbound_message_with_deliveries(
+                    c,
+                    m,
+                    [st.NewDelivery(r, "peer") for r in RECIPIENTS],
+                    receipt_json=None,
+                    now=T0,
+                    actor="office",
+                    due_at=d,
+                )
+            )
+        claimed = await self.store.write(lambda c: st.claim_due_deliveries(c, now=T0, limit=6))
+        self.assertEqual(
+            [(d.message_id, d.recipient) for d in claimed],
+            [(m.id, r) for m in (express, urgent, normal[0]) for r in RECIPIENTS],
+        )
+        self.assertTrue(all(d.state == "sending" and d.attempts == 1 for d in claimed))
+        later = T0 + dt.timedelta(minutes=5)
+        first, second, third = claimed[0].id, claimed[1].id, claimed[2].id
+        await self.store.write(
+            lambda c: st.mark_delivery_sent(c, first, now=T0, receipt_json='{"ok":1}')
+        )
+        await self.store.write(
+            lambda c: st.mark_delivery_retry(c, second, now=T0, next_at=later, error="timeout")
+        )
+        await self.store.write(
+            lambda c: st.mark_delivery_failed(c, third, now=T0, error="unknown recipient")
+        )
+        with self.assertRaises(st.StateConflict):
+            await self.store.write(
+                lambda c: st.mark_delivery_sent(c, first, now=T0, receipt_json=None)
+            )
+        # The retry is not due yet; the rest of the queue comes next.
+        nxt = await self.store.write(lambda c: st.claim_due_deliveries(c, now=T0, limit=100))
+        self.assertNotIn(second, [d.id for d in nxt])
+        self.assertEqual(len(nxt), 14 - 6)
+        due_later = await self.store.write(
+            lambda c: st.claim_due_deliveries(c, now=later, limit=100)
+        )
+        self.assertEqual([d.id for d in due_later], [second])
+        self.assertEqual(due_later[0].attempts, 2)
+        requeued = await self.store.write(lambda c: st.requeue_interrupted(c, now=later))
+        # Left sending: three of the first claim, all of the second, the re-claimed retry.
+        self.assertEqual(requeued, 3 + len(nxt) + 1)
+        states = await self.store.read(lambda c: st.deliveries_for(c, express.id))
+        self.assertEqual([d.state for d in states], ["sent", "queued"])
+        self.assertEqual(states[0].sent_at, "2024-05-06T01:02:03.000000Z")
+        self.assertEqual(st.verify_audit_chain(self.fresh()), [])
+
+    async def test_statuses_history_and_latest(self) -> None:
+        msg = envelope(5, direction="out")
+        await self.store.write(
+            lambda c: st.insert_outbound_message_with_deliveries(
+                c, msg, [], receipt_json=None, now=T0, actor="office"
+            )
+        )
+        for minute, (organ, code) in enumerate(
+            [
+                (RECIPIENTS[0], "01"),
+                (RECIPIENTS[1], "01"),
+                (RECIPIENTS[0], "03"),
+                (RECIPIENTS[0], "06"),
+            ]
+        ):
+            status = st.NewStatus(msg.id, organ, code, T0 + dt.timedelta(minutes=minute))
+            await self.store.write(
+                lambda c, s=status: st.record_status(c, s, now=T0, actor="exchange")
+            )
+        history = await self.store.read(lambda c: st.status_history(c, msg.id))
+        self.assertEqual(
+            [(s.organ_id, s.code) for s in history],
+            [
+                (RECIPIENTS[0], "01"),
+                (RECIPIENTS[1], "01"),
+                (RECIPIENTS[0], "03"),
+                (RECIPIENTS[0], "06"),
+            ],
+        )
+        latest = await self.store.read(lambda c: st.latest_statuses(c, msg.id))
+        self.assertEqual(
+            [(s.organ_id, s.code) for s in latest], [(RECIPIENTS[0], "06"), (RECIPIENTS[1], "01")]
+        )
+
+    async def test_inbox_pickup_per_recipient(self) -> None:
+        ids = [(await self.store.write(inbound(n))).message_id for n in range(3)]
+        mine = await self.store.read(lambda c: st.pending_inbox(c, [RECIPIENTS[0]], 10))
+        self.assertEqual([i.message.id for i in mine], ids)
+        self.assertEqual({i.organ_id for i in mine}, {RECIPIENTS[0]})
+        acked = await self.store.write(
+            lambda c: st.mark_received(c, ids[:2], [RECIPIENTS[0]], now=T0, actor="office-a")
+        )
+        self.assertEqual(sorted(acked), sorted(ids[:2]))
+        mine = await self.store.read(lambda c: st.pending_inbox(c, [RECIPIENTS[0]], 10))
+        self.assertEqual([i.message.id for i in mine], ids[2:])
+        # Not delivered until every hosted recipient has picked it up.
+        record = await self.store.read(lambda c: st.get_message(c, ids[0]))
+        assert record is not None
+        self.assertEqual(record.state, "received")
+        await self.store.write(
+            lambda c: st.mark_received(c, [ids[0]], [RECIPIENTS[1]], now=T0, actor="office-b")
+        )
+        record = await self.store.read(lambda c: st.get_message(c, ids[0]))
+        assert record is not None
+        self.assertEqual(record.state, "delivered")
+        again = await self.store.write(
+            lambda c: st.mark_received(c, [ids[0]], RECIPIENTS, now=T0, actor="office-b")
+        )
+        self.assertEqual(again, [])
+
+
+class AuditTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.path = Path(self.mktemp() + ".db")
+        apply_migrations(self.path)
+        self.conn = sqlite3.connect(self.path, isolation_level=None)
+        self.addCleanup(self.conn.close)
+        self.conn.execute("BEGIN IMMEDIATE")
+        for n in range(1000):
+            st.append_audit(
+                self.conn,
+                at=T0 + dt.timedelta(seconds=n),
+                actor="test",
+                action="received",
+                subject_type="message",
+                subject_id=f"m{n}",
+                detail={"n": n, "text": "Công văn"},
+            )
+        self.conn.execute("COMMIT")
+
+    def test_chain_verifies(self) -> None:
+        self.assertEqual(st.verify_audit_chain(self.conn), [])
+        first = self.conn.execute("SELECT prev_hash FROM audit WHERE id = 1").fetchone()[0]
+        self.assertEqual(first, st.GENESIS_HASH)
+
+    def test_update_and_delete_refused(self) -> None:
+        with self.assertRaisesRegex(sqlite3.IntegrityError, "append-only"):
+            self.conn.execute("UPDATE audit SET actor = 'mallory' WHERE id = 5")
+        with self.assertRaisesRegex(sqlite3.IntegrityError, "append-only"):
+            self.conn.execute("DELETE FROM audit WHERE id = 1000")
+
+    def _behind_the_back(self, sql: str) -> None:
+        raw = sqlite3.connect(self.path, isolation_level=None)
+        triggers = [
+            r[0] for r in raw.execute("SELECT sql FROM sqlite_schema WHERE type = 'trigger'")
+        ]
+        raw.execute("DROP TRIGGER audit_no_update")
+        raw.execute("DROP TRIGGER audit_no_delete")
+        raw.execute(sql)
+        for ddl in triggers:
+            raw.execute(ddl)
+        raw.close()
+
+    def test_edited_row_is_reported(self) -> None:
+        self._behind_the_back(
+            'UPDATE audit SET detail_json = \'{"n":999,"text":"Công văn"}\' WHERE id = 500'
+        )
+        self.assertEqual(
+            st.verify_audit_chain(self.conn),
+            [st.AuditProblem(500, "hash does not match the row's content")],
+        )
+
+    def test_deleted_row_is_reported(self) -> None:
+        self._behind_the_back("DELETE FROM audit WHERE id = 700")
+        problems = st.verify_audit_chain(self.conn)
+        self.assertEqual({p.row_id for p in problems}, {701})
+
+    def test_missing_trigger_is_reported(self) -> None:
+        self.conn.execute("DROP TRIGGER audit_no_delete")
+        self.assertEqual(
+            st.verify_audit_chain(self.conn),
+            [st.AuditProblem(0, "trigger audit_no_delete is missing")],
+        )
+
+
+class ReadOnlyAndMigrationTests(SynchronousTestCase):
+    def test_readonly_handle_refuses_writes(self) -> None:
+        path = Path(self.mktemp() + ".db")
+        apply_migrations(path)
+        conn = st.Store.open_readonly(path)
+        self.addCleanup(conn.close)
+        self.assertEqual(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
+        for sql in ("DELETE FROM messages", "CREATE TABLE x (a)", "PRAGMA user_version = 9"):
+            with self.assertRaises(sqlite3.OperationalError):
+                conn.execute(sql)
+        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], CURRENT_VERSION)
+
+    def _version_one_with_data(self) -> Path:
+        path = Path(self.mktemp() + ".db")
+        report = apply_migrations(path, MIGRATIONS[:1])
+        self.assertTrue(report.created)
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("BEGIN IMMEDIATE")
+        msg = envelope(1)
+        conn.execute(
+            "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
+            " state, blob_sha256, size, arrived_at, created_at)"
+            " VALUES (?, 'in', 'envelope', ?, ?, '0', 'received', ?, 10, 'x', 'x')",
+            (msg.id, msg.sender, msg.document_id, msg.blob.sha256),
+        )
+        st.append_audit(
+            conn, at=T0, actor="v1", action="received", subject_type="message", subject_id=msg.id
+        )
+        conn.execute("COMMIT")
+        conn.close()
+        return path
+
+    def test_upgrade_keeps_data_and_makes_backup(self) -> None:
+        path = self._version_one_with_data()
+        report = apply_migrations(path)
+        self.assertEqual((report.from_version, report.to_version), (1, CURRENT_VERSION))
+        self.assertEqual(report.backup, path.with_name(path.name + ".pre-v2.bak"))
+        assert report.backup is not None
+        backup = sqlite3.connect(report.backup)
+        self.addCleanup(backup.close)
+        self.assertEqual(backup.execute("PRAGMA user_version").fetchone()[0], 1)
+        self.assertEqual(backup.execute("SELECT count(*) FROM messages").fetchone()[0], 1)
+        conn = sqlite3.connect(path)
+        self.addCleanup(conn.close)
+        self.assertEqual(conn.execute("PRAGMA user_version").fetchone()[0], CURRENT_VERSION)
+        self.assertEqual(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 1)
+        self.assertEqual(conn.execute("SELECT count(*) FROM statuses").fetchone()[0], 0)
+        self.assertEqual(st.verify_audit_chain(conn), [])
+        # Already current: nothing to do, no second backup.
+        self.assertIsNone(apply_migrations(path).backup)
+
+    def test_failed_migration_leaves_file_byte_identical(self) -> None:
+        path = self._version_one_with_data()
+        before = path.read_bytes()
+        broken = (
+            *MIGRATIONS,
+            Migration(CURRENT_VERSION + 1, "broken", "CREATE TABLE ok_so_far (a);\nNOT SQL;\n"),
+        )
+        with self.assertRaises(MigrationError):
+            apply_migrations(path, broken)
+        self.assertEqual(path.read_bytes(), before)
+        self.assertFalse(Path(f"{path}-wal").exists() and Path(f"{path}-wal").stat().st_size)
+
+    def test_newer_database_is_refused(self) -> None:
+        path = Path(self.mktemp() + ".db")
+        apply_migrations(path)
+        with self.assertRaisesRegex(MigrationError, "newer"):
+            apply_migrations(path, MIGRATIONS[:1])
