@@ -16,6 +16,18 @@ import click
 EX_OK = 0
 EX_DATAERR = 65
 EX_NOINPUT = 66
+EX_CONFIG = 78
+
+CONFIG_OPTION = click.option(
+    "-c",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="GATEWAY_CONF",
+    default="gateway.conf",
+    show_default=True,
+    help="The node's configuration (also $GATEWAY_CONF).",
+)
 
 EPILOG = "Exit codes: 0 acceptable, 65 refused (EX_DATAERR), 66 file missing (EX_NOINPUT), 2 usage."
 
@@ -72,6 +84,52 @@ def inspect(
     else:
         _print_report(payload)
     sys.exit(EX_OK if report.acceptable else EX_DATAERR)
+
+
+@main.command(epilog="Exit codes: 0 done, 78 configuration invalid (EX_CONFIG).")
+@CONFIG_OPTION
+@click.option(
+    "--ca-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Issue from this existing dev CA (so several dev nodes trust each other).",
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def init(config_path: Path, ca_dir: Path | None, as_json: bool) -> None:
+    """Create what the configuration names and is missing: data directory, development PKI
+    (root, node TLS, one seal per hosted agency) and office tokens. Never overwrites a file."""
+    from gateway import config as configuration
+    from gateway.initdir import init_files
+
+    try:
+        conf = configuration.load(config_path, check_files=False)
+        result = init_files(conf, ca_dir=ca_dir)
+        conf = configuration.load(config_path)
+    except configuration.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_CONFIG)
+    payload: dict[str, Any] = {
+        "config": str(config_path),
+        "created": [str(p) for p in result.created],
+        "kept": [str(p) for p in result.kept],
+        "ca_dir": str(result.ca_dir),
+        "office_url": conf.node.office_url,
+        "exchange_url": conf.node.exchange_url,
+        "agencies": [a.organ_id for a in conf.agencies],
+        "offices": [
+            {"name": o.name, "organ_ids": list(o.organ_ids), "token_source": o.token_source}
+            for o in conf.offices
+        ],
+    }
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"{len(result.created)} file(s) created, {len(result.kept)} kept.")
+    click.echo(f"Office face: {conf.node.office_url}?wsdl")
+    for office in payload["offices"]:
+        click.echo(
+            f"Office credential '{office['name']}' for {', '.join(office['organ_ids'])}: "
+            f"token in {office['token_source']}"
+        )
 
 
 def _print_report(r: dict[str, Any]) -> None:

@@ -197,30 +197,37 @@ def generate(
     offices: Iterable[str] = (),
     hosts: Sequence[str] = ("localhost", "127.0.0.1"),
     now: datetime.datetime | None = None,
+    ca: tuple[Issued, Issued] | None = None,
 ) -> DevPKI:
-    """A fresh development PKI: `agencies` maps OrganId → agency name."""
+    """A development PKI: `agencies` maps OrganId → agency name. With `ca` (root, issuing), the
+    leaves are issued by that existing CA, so that nodes generated apart trust each other."""
     now = (now or datetime.datetime.now(datetime.UTC)).replace(microsecond=0)
     ca_from, ca_to = now - DAY, now + 10 * 365 * DAY
     leaf_from, leaf_to = now - DAY, now + 2 * 365 * DAY
-    root = issue(
-        "root",
-        name((NameOID.ORGANIZATION_NAME, DEV_ISSUER_ORG), (NameOID.COMMON_NAME, "Dev Root CA")),
-        issuer=None,
-        not_before=ca_from,
-        not_after=ca_to,
-        ca=True,
-        usage=CA_USAGE,
-    )
-    issuing = issue(
-        "issuing",
-        name((NameOID.ORGANIZATION_NAME, DEV_ISSUER_ORG), (NameOID.COMMON_NAME, "Dev Issuing CA")),
-        issuer=root,
-        not_before=ca_from,
-        not_after=ca_to,
-        ca=True,
-        path_length=0,
-        usage=CA_USAGE,
-    )
+    if ca is not None:
+        root, issuing = ca
+    else:
+        root = issue(
+            "root",
+            name((NameOID.ORGANIZATION_NAME, DEV_ISSUER_ORG), (NameOID.COMMON_NAME, "Dev Root CA")),
+            issuer=None,
+            not_before=ca_from,
+            not_after=ca_to,
+            ca=True,
+            usage=CA_USAGE,
+        )
+        issuing = issue(
+            "issuing",
+            name(
+                (NameOID.ORGANIZATION_NAME, DEV_ISSUER_ORG), (NameOID.COMMON_NAME, "Dev Issuing CA")
+            ),
+            issuer=root,
+            not_before=ca_from,
+            not_after=ca_to,
+            ca=True,
+            path_length=0,
+            usage=CA_USAGE,
+        )
     node = issue(
         "node",
         name((NameOID.ORGANIZATION_NAME, node_name), (NameOID.COMMON_NAME, hosts[0])),
