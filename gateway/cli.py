@@ -132,6 +132,156 @@ def init(config_path: Path, ca_dir: Path | None, as_json: bool) -> None:
         )
 
 
+def _open_store(config_path: Path) -> tuple[Any, Any]:
+    """The configuration and a read-only connection to its store (read commands never write)."""
+    from gateway import config as configuration
+    from gateway.store import Store
+
+    try:
+        conf = configuration.load(config_path, check_files=False)
+    except configuration.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_CONFIG)
+    if not conf.node.db_path.exists():
+        click.echo(f"no store at {conf.node.db_path}: has the node run yet?", err=True)
+        sys.exit(EX_NOINPUT)
+    return conf, Store.open_readonly(conf.node.db_path)
+
+
+def _emit(payload: Any, as_json: bool, human: Any) -> None:
+    if as_json:
+        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
+    else:
+        human(payload)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col)
+    for row in rows:
+        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
+    Console().print(table)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def status(config_path: Path, as_json: bool) -> None:
+    """The node at a glance: faces, hosted agencies, queue depths, inbox, audit length."""
+    from gateway import views
+
+    conf, conn = _open_store(config_path)
+    payload = {
+        "node": conf.node.name,
+        "office_url": conf.node.office_url,
+        "exchange_url": conf.node.exchange_url,
+        "agencies": [{"organ_id": a.organ_id, "name": a.name} for a in conf.agencies],
+        "routes": [{"name": r.name, "transport": r.transport.value} for r in conf.routes],
+        **views.summary(conn),
+    }
+
+    def human(p: dict[str, Any]) -> None:
+        click.echo(f"{p['node']}\n  office   {p['office_url']}\n  exchange {p['exchange_url']}")
+        for a in p["agencies"]:
+            click.echo(f"  agency   {a['organ_id']} {a['name']}")
+        depths = ", ".join(f"{k} {v}" for k, v in sorted(p["deliveries"].items())) or "empty"
+        click.echo(f"  deliveries: {depths}")
+        click.echo(f"  inbox pending: {p['inbox_pending']}; audit rows: {p['audit_rows']}")
+
+    _emit(payload, as_json, human)
+
+
+@main.command()
+@CONFIG_OPTION
+@click.option("--state", "states", multiple=True, help="queued, sending, retry_wait, failed, …")
+@click.option("--route", default=None, help="Only this route.")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def queue(
+    config_path: Path, states: tuple[str, ...], route: str | None, limit: int, as_json: bool
+) -> None:
+    """Outbound deliveries in sending order (Hỏa tốc first), with their attempts and errors."""
+    from gateway import views
+
+    _conf, conn = _open_store(config_path)
+    kwargs: dict[str, Any] = {"route": route, "limit": limit}
+    if states:
+        kwargs["states"] = states
+    rows = views.queue(conn, **kwargs)
+    columns = [
+        "id",
+        "document_id",
+        "kind",
+        "recipient",
+        "route",
+        "state",
+        "priority_rank",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
+    _emit(rows, as_json, lambda r: _table(r, columns, "Queue"))
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def show(config_path: Path, key: str, as_json: bool) -> None:
+    """One message (by id or DocumentId): verdict, deliveries, statuses and audit events."""
+    from gateway import views
+
+    _conf, conn = _open_store(config_path)
+    found = views.show(conn, key)
+    if found is None:
+        click.echo(f"no message {key}", err=True)
+        sys.exit(EX_NOINPUT)
+
+    def human(m: dict[str, Any]) -> None:
+        click.echo(f"{m['id']} {m['direction']} {m['kind']} {m['state']}  {m['document_id']}")
+        click.echo(f"  from {m['sender']} to {', '.join(m['recipients'])}; subject: {m['subject']}")
+        _table(
+            m["deliveries"],
+            ["id", "recipient", "route", "state", "attempts", "sent_at", "last_error"],
+            "Deliveries",
+        )
+        _table(m["statuses"], ["organ_id", "code", "description", "reported_at"], "Statuses")
+        _table(m["events"], ["id", "at", "actor", "action", "subject_type"], "Events")
+
+    _emit(found, as_json, human)
+
+
+@main.group()
+def audit() -> None:
+    """The append-only, hash-chained audit log."""
+
+
+@audit.command("verify", epilog="Exit codes: 0 chain intact, 65 a row was changed or removed.")
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def audit_verify(config_path: Path, as_json: bool) -> None:
+    """Recompute every row's hash and its link to the previous one."""
+    from gateway import views
+
+    _conf, conn = _open_store(config_path)
+    problems = views.audit_problems(conn)
+    rows = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+    payload = {"rows": rows, "intact": not problems, "problems": problems}
+
+    def human(p: dict[str, Any]) -> None:
+        if p["intact"]:
+            click.echo(f"audit chain intact: {p['rows']} rows")
+        for problem in p["problems"]:
+            click.echo(f"row {problem['row']}: {problem['reason']}", err=True)
+
+    _emit(payload, as_json, human)
+    sys.exit(EX_OK if not problems else EX_DATAERR)
+
+
 def _print_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table

@@ -186,6 +186,14 @@ class NodeConfig:
     tls: TlsConfig  # the exchange face's mutual TLS (ca: the CAs whose clients are accepted)
     office_tls: TlsConfig | None = None
 
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "gateway.db"
+
+    @property
+    def blobs_dir(self) -> Path:
+        return self.data_dir / "blobs"
+
 
 @attrs.frozen
 class AgencyConfig:

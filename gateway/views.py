@@ -1,0 +1,138 @@
+"""What agency IT reads through the CLI: queue depths, the queue, one message's whole story.
+
+Every function takes a read-only connection (`Store.open_readonly`) and returns plain JSON-ready
+data: the CLI prints it as tables or `--json`, and nothing here can change the store. Times are
+stored UTC and shown ISO 8601 with +07:00.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+from typing import Any
+
+from edxml.model import VN_TZ
+from gateway import store
+
+
+def local_time(value: str | None) -> str | None:
+    """A stored UTC text (…Z) as ISO 8601 in Vietnam time."""
+    if not value:
+        return None
+    instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    return instant.astimezone(VN_TZ).isoformat(timespec="seconds")
+
+
+def _rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
+    cur = conn.execute(sql, args)
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def summary(conn: sqlite3.Connection) -> dict[str, Any]:
+    deliveries = {
+        r["state"]: r["n"]
+        for r in _rows(conn, "SELECT state, count(*) AS n FROM deliveries GROUP BY state")
+    }
+    messages = _rows(
+        conn,
+        "SELECT direction, kind, state, count(*) AS n FROM messages "
+        "GROUP BY direction, kind, state ORDER BY direction, kind, state",
+    )
+    pending_inbox = conn.execute("SELECT count(*) FROM inbox WHERE acked_at IS NULL").fetchone()[0]
+    audit_rows = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
+    return {
+        "deliveries": deliveries,
+        "messages": messages,
+        "inbox_pending": pending_inbox,
+        "audit_rows": audit_rows,
+    }
+
+
+def queue(
+    conn: sqlite3.Connection,
+    *,
+    states: tuple[str, ...] = ("queued", "sending", "retry_wait", "failed"),
+    route: str | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Deliveries in the dispatcher's order: priority first (Hỏa tốc … normal), then due time."""
+    marks = ",".join("?" * len(states))
+    sql = (
+        "SELECT d.id, d.message_id, m.document_id, m.kind, d.recipient, d.route, d.state, "
+        "d.priority_rank, d.attempts, d.next_attempt_at, d.due_at, d.last_error "
+        f"FROM deliveries d JOIN messages m ON m.id = d.message_id WHERE d.state IN ({marks})"
+    )
+    args: list[Any] = list(states)
+    if route is not None:
+        sql += " AND d.route = ?"
+        args.append(route)
+    sql += " ORDER BY d.priority_rank DESC, d.due_at, d.id LIMIT ?"
+    args.append(limit)
+    out = _rows(conn, sql, *args)
+    for row in out:
+        row["next_attempt_at"] = local_time(row["next_attempt_at"])
+        row["due_at"] = local_time(row["due_at"])
+    return out
+
+
+def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
+    """One message by id, or the newest with that DocumentId: verdict, deliveries, statuses,
+    and every audit event about it."""
+    message = store.get_message(conn, key)
+    if message is None:
+        row = conn.execute(
+            "SELECT id FROM messages WHERE document_id = ? ORDER BY created_at DESC LIMIT 1",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        message = store.get_message(conn, row[0])
+        assert message is not None
+    out = _rows(conn, "SELECT * FROM messages WHERE id = ?", message.id)[0]
+    for field in ("verdict_json", "receipt_json"):
+        raw = out.pop(field, None)
+        out[field.removesuffix("_json")] = json.loads(raw) if raw else None
+    for field in ("arrived_at", "created_at"):
+        if field in out:
+            out[field] = local_time(out[field])
+    out["recipients"] = [
+        r["organ_id"]
+        for r in _rows(
+            conn, "SELECT organ_id FROM message_recipients WHERE message_id = ?", message.id
+        )
+    ]
+    deliveries = _rows(
+        conn, "SELECT * FROM deliveries WHERE message_id = ? ORDER BY id", message.id
+    )
+    for d in deliveries:
+        for field in ("next_attempt_at", "due_at", "sent_at", "updated_at"):
+            d[field] = local_time(d[field])
+        raw = d.pop("receipt_json", None)
+        d["receipt"] = json.loads(raw) if raw else None
+    out["deliveries"] = deliveries
+    statuses = _rows(conn, "SELECT * FROM statuses WHERE message_id = ? ORDER BY id", message.id)
+    for s in statuses:
+        s["reported_at"] = local_time(s["reported_at"])
+        s["received_at"] = local_time(s["received_at"])
+    out["statuses"] = statuses
+    delivery_ids = [str(d["id"]) for d in deliveries]
+    marks = ",".join("?" * len(delivery_ids)) or "NULL"
+    events = _rows(
+        conn,
+        "SELECT id, at, actor, action, subject_type, subject_id, detail_json FROM audit "
+        "WHERE (subject_type = 'message' AND subject_id = ?) "
+        f"OR (subject_type = 'delivery' AND subject_id IN ({marks})) ORDER BY id",
+        message.id,
+        *delivery_ids,
+    )
+    for e in events:
+        e["at"] = local_time(e["at"])
+        e["detail"] = json.loads(e.pop("detail_json"))
+    out["events"] = events
+    return out
+
+
+def audit_problems(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [{"row": p.row_id, "reason": p.reason} for p in store.verify_audit_chain(conn)]
