@@ -16,6 +16,7 @@ import click
 EX_OK = 0
 EX_DATAERR = 65
 EX_NOINPUT = 66
+EX_UNAVAILABLE = 69
 EX_CONFIG = 78
 
 CONFIG_OPTION = click.option(
@@ -253,6 +254,66 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
         _table(m["events"], ["id", "at", "actor", "action", "subject_type"], "Events")
 
     _emit(found, as_json, human)
+
+
+@main.command(epilog="Exit codes: 0 accepted, 65 refused, 69 node unreachable or busy.")
+@CONFIG_OPTION
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--office", "office_name", default=None, help="Office credential (default: the only one)."
+)
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) -> None:
+    """Hand an edXML envelope FILE to the running node's office face, as an office system would."""
+    import urllib.error
+
+    from gateway import config as configuration
+    from gateway.officeclient import OfficeFault, send_document
+
+    try:
+        conf = configuration.load(config_path)
+    except configuration.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_CONFIG)
+    offices = [o for o in conf.offices if office_name in (None, o.name) and o.token is not None]
+    if len(offices) != 1:
+        click.echo("name one office credential with a token (--office NAME)", err=True)
+        sys.exit(EX_CONFIG)
+    token = offices[0].token
+    assert token is not None
+    try:
+        sent = send_document(conf.node.office_url, token.reveal(), file.read_bytes())
+    except OfficeFault as fault:
+        payload = {
+            "accepted": False,
+            "code": fault.code,
+            "message_en": fault.message_en,
+            "message_vi": fault.message_vi,
+            "retryable": fault.retryable,
+        }
+        _emit(
+            payload,
+            as_json,
+            lambda p: click.echo(
+                f"refused: {p['code']}: {p['message_en']}\n  {p['message_vi']}", err=True
+            ),
+        )
+        sys.exit(EX_UNAVAILABLE if fault.retryable else EX_DATAERR)
+    except (urllib.error.URLError, OSError) as exc:
+        click.echo(f"cannot reach {conf.node.office_url}: {exc}", err=True)
+        sys.exit(EX_UNAVAILABLE)
+    payload = {
+        "accepted": True,
+        "message_id": sent.message_id,
+        "deliveries": [{"organ_id": d.organ_id, "state": d.state} for d in sent.deliveries],
+    }
+
+    def human(p: dict[str, Any]) -> None:
+        click.echo(f"accepted as {p['message_id']}")
+        for d in p["deliveries"]:
+            click.echo(f"  → {d['organ_id']}: {d['state']}")
+
+    _emit(payload, as_json, human)
 
 
 @main.group()
