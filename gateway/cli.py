@@ -168,6 +168,53 @@ def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
     Console().print(table)
 
 
+@main.command(epilog="Exit codes: 0 stopped cleanly, 78 configuration invalid, 1 failed to start.")
+@CONFIG_OPTION
+def run(config_path: Path) -> None:
+    """Run the node in the foreground until SIGTERM/SIGINT (systemd Type=simple).
+
+    Logs go to stderr: text on a terminal, one JSON object per line otherwise."""
+    from gateway import config as configuration
+
+    try:
+        conf = configuration.load(config_path)
+    except configuration.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_CONFIG)
+    from twisted.internet import defer, reactor
+    from twisted.logger import (
+        globalLogBeginner,
+        jsonFileLogObserver,
+        textFileLogObserver,
+    )
+
+    from gateway.service import Node
+
+    observer = (
+        textFileLogObserver(sys.stderr) if sys.stderr.isatty() else jsonFileLogObserver(sys.stderr)
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    for warning in conf.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    node = Node(conf, reactor=reactor)
+    failed: list[BaseException] = []
+
+    def started_failed(failure: Any) -> None:
+        failed.append(failure.value)
+        click.echo(f"cannot start: {failure.value}", err=True)
+        reactor.stop()
+
+    def start() -> None:
+        defer.Deferred.fromCoroutine(node.start()).addErrback(started_failed)
+
+    reactor.callWhenRunning(start)
+    reactor.addSystemEventTrigger(
+        "before", "shutdown", lambda: defer.Deferred.fromCoroutine(node.stop())
+    )
+    reactor.run()
+    sys.exit(1 if failed else EX_OK)
+
+
 @main.command()
 @CONFIG_OPTION
 @click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")

@@ -1,0 +1,493 @@
+"""What this node receives (floor 5): one envelope or status packet from a peer node (or from this
+node itself, for a hosted recipient) becomes a stored message and a receipt. Implements `IInbound`.
+
+The pipeline, in order: the size limit before parsing → `edxml.check.examine` in the thread pool
+(tolerant reading, schema, rules, attachments, the envelope signature against the configured
+trust) → schema and rule errors → the signature policy of the route serving the sender (required
+unless the route says `optional`; a weak algorithm refused where the route says `reject`) →
+sender binding (a valid seal must name the `From` OrganId) → every `To` hosted here → commit
+(blob first, then the row with its inbox entries and receipt) → the receipt. Only then is status
+01 queued back to the sender, once per hosted recipient, never for a resent envelope.
+
+A refused envelope whose header could be read is not forgotten: it is stored in state `rejected`
+with its verdict (an auditor sees what came and why it was refused), status 02 with the reason
+goes back to the sender, and the typed `GatewayFault` is raised to the peer.
+
+A status packet is matched to the document it reports on: 01–06, 15 and 16 to an envelope this
+node sent to the reporting agency; 13 (a recall request) to an envelope the reporting agency sent
+here. It joins that message's status history. Recall itself (withdrawing, answering 15 by itself)
+is a later step: a 13 or a revoke envelope is recorded, nothing more.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar, cast
+
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from edxml import signature
+from edxml.check import Report, examine
+from edxml.codes import StatusCode
+from edxml.errors import EdxmlError
+from edxml.findings import Fault, Finding
+from edxml.model import Envelope, Organization, StatusPacket
+from gateway import statuses
+from gateway.blobs import BlobRef, BlobStore
+from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig
+from gateway.interfaces import IInbound, Peer
+from gateway.outbound import Outbound, now_of, refusal_fault, too_large, verdict_json
+from gateway.router import Router
+from gateway.soap import FaultCode, GatewayFault, Receipt, format_time
+from gateway.store import (
+    NewMessage,
+    NewStatus,
+    Store,
+    insert_inbound_message,
+    record_status,
+)
+
+__all__ = ["Inbound", "load_trust"]
+
+T = TypeVar("T")
+
+
+def load_trust(config: TrustConfig) -> signature.Trust:
+    """The configured roots and intermediates, read once (blocking: call it at start)."""
+    roots = b"".join(p.read_bytes() for p in TrustConfig.expand(config.roots))
+    intermediates = b"".join(p.read_bytes() for p in TrustConfig.expand(config.intermediates))
+    if not roots:
+        return signature.Trust(roots=())
+    return signature.Trust.from_pem(roots, intermediates)
+
+
+def _receipt_json(receipt: Receipt) -> str:
+    return json.dumps(
+        {
+            "receipt_id": receipt.receipt_id,
+            "message_id": receipt.message_id,
+            "received_at": format_time(receipt.received_at),
+        },
+        sort_keys=True,
+    )
+
+
+def _receipt_from_json(text: str | None, message_id: str, *, duplicate: bool) -> Receipt:
+    data = json.loads(text) if text else {}
+    received = data.get("received_at")
+    return Receipt(
+        receipt_id=data.get("receipt_id", message_id),
+        message_id=data.get("message_id", message_id),
+        received_at=dt.datetime.fromisoformat(received) if received else dt.datetime.now(dt.UTC),
+        duplicate=duplicate,
+    )
+
+
+def _signature_fault(
+    code: FaultCode, en: str, vi: str, findings: Sequence[Finding]
+) -> GatewayFault:
+    return GatewayFault(code, en, vi, tuple(findings))
+
+
+def _sent_to(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
+    """Our outbound envelope `document_id` that went to `organ_id` (the newest, if several)."""
+    row = conn.execute(
+        "SELECT m.id FROM messages m JOIN message_recipients r ON r.message_id = m.id"
+        " WHERE m.direction = 'out' AND m.kind = 'envelope' AND m.document_id = ?"
+        " AND r.organ_id = ? ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1",
+        (document_id, organ_id),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _received_from(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
+    """The envelope `document_id` that `organ_id` sent here and that we accepted."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'in' AND kind = 'envelope'"
+        " AND document_id = ? AND sender = ? AND state <> 'rejected'"
+        " ORDER BY created_at DESC, rowid DESC LIMIT 1",
+        (document_id, organ_id),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def _store_status(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    status: NewStatus,
+    *,
+    receipt_json: str,
+    now: dt.datetime,
+    actor: str,
+) -> None:
+    # The packet as a message (its bytes, its receipt) and as a line of the document's history,
+    # in one transaction: neither exists without the other.
+    insert_inbound_message(conn, msg, receipt_json=receipt_json, now=now, actor=actor)
+    record_status(conn, status, now=now, actor=actor)
+
+
+@implementer(IInbound)
+class Inbound:
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        blobs: BlobStore,
+        outbound: Outbound,
+        router: Router,
+        *,
+        clock: IReactorTime,
+        pool: ThreadPool,
+        trust: signature.Trust | None = None,
+        reactor: IReactorFromThreads | None = None,
+    ) -> None:
+        """`trust` defaults to the configured trust files, read here (at start). `reactor` runs
+        the pool's callbacks (default: `clock`, the reactor itself in the daemon)."""
+        self._config = config
+        self._store = store
+        self._blobs = blobs
+        self._outbound = outbound
+        self._router = router
+        self._clock = clock
+        self._pool = pool
+        self._reactor = reactor if reactor is not None else cast(IReactorFromThreads, clock)
+        self._trust = trust if trust is not None else load_trust(config.trust)
+
+    def now(self) -> dt.datetime:
+        return now_of(self._clock)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        result: T = await deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+        return result
+
+    def _sender_route(self, organ_id: str) -> RouteConfig | None:
+        try:
+            return self._router.route_for(organ_id)
+        except GatewayFault:
+            return None
+
+    # --- the pipeline ---
+
+    async def accept(self, package: bytes, peer: Peer) -> Receipt:
+        limits = self._config.limits
+        if len(package) > limits.max_envelope_bytes:
+            raise too_large(len(package), limits.max_envelope_bytes)
+        now = self.now()
+        try:
+            report = await self._in_pool(
+                examine,
+                package,
+                trust=self._trust,
+                limits=limits.xml_limits(),
+                now=now,
+                strict_schema=False,
+            )
+        except EdxmlError as exc:
+            raise GatewayFault.from_edxml_error(exc) from None
+        doc = report.document
+        if doc is None:
+            # Nothing readable: no sender to tell, no header to record.
+            raise refusal_fault(report)
+        if isinstance(doc, StatusPacket):
+            return await self._accept_status(package, doc, report, peer, now)
+        fault = self._judge(doc, report)
+        if fault is not None:
+            await self._refuse(package, doc, report, peer, now, fault)
+            raise fault
+        return await self._commit(package, doc, report, peer, now)
+
+    def _judge(self, doc: Envelope, report: Report) -> GatewayFault | None:
+        """The refusal of an envelope this node cannot accept, or None."""
+        sig = report.signature
+        sig_findings = set(sig.findings) if sig is not None else set()
+        content_errors = [f for f in report.findings if f.is_error and f not in sig_findings]
+        if content_errors:
+            return GatewayFault.from_findings(content_errors)
+        sender = doc.header.from_.organ_id
+        route = self._sender_route(sender)
+        fault = self._signature_policy(sender, route, report)
+        if fault is not None:
+            return fault
+        for to in doc.header.to:
+            if not self._config.hosts(to.organ_id):
+                # Relaying onwards is not this node's job yet.
+                return GatewayFault(
+                    FaultCode.UNKNOWN_RECIPIENT,
+                    f"Recipient {to.organ_id} is not hosted on this node",
+                    f"Cơ quan nhận {to.organ_id} không được phục vụ tại nút này",
+                )
+        return None
+
+    def _signature_policy(
+        self, sender: str, route: RouteConfig | None, report: Report
+    ) -> GatewayFault | None:
+        sig = report.signature
+        if sig is None:  # examine always sets it for a document it read
+            return None
+        policy = route.require_envelope_signature if route else SignaturePolicy.REQUIRED
+        weak = route.weak_algorithms if route else self._config.trust.weak_algorithms
+        state = sig.state
+        if state is signature.SignatureState.ABSENT:
+            if policy is SignaturePolicy.OPTIONAL:
+                return None
+            return _signature_fault(
+                FaultCode.SIGNATURE_INVALID,
+                f"The envelope is not signed; envelopes from {sender} must be",
+                f"Gói tin không có chữ ký số; gói tin từ {sender} bắt buộc phải ký",
+                sig.findings,
+            )
+        if state is not signature.SignatureState.VALID:
+            if any(f.fault is Fault.UNTRUSTED_SIGNER for f in sig.errors):
+                return GatewayFault(
+                    FaultCode.UNTRUSTED_SIGNER, sig.reason, None, tuple(sig.findings)
+                )
+            found = GatewayFault.from_findings(sig.findings)
+            if found.code is not FaultCode.RULE_VIOLATION:
+                return found
+            # Unverifiable (no readable certificate, no XMLDSig): as good as no valid seal.
+            return GatewayFault(FaultCode.SIGNATURE_INVALID, sig.reason, None, tuple(sig.findings))
+        if sig.weak and weak is signature.WeakPolicy.REJECT:
+            return _signature_fault(
+                FaultCode.SIGNATURE_INVALID,
+                "The signature uses a weak algorithm this route refuses",
+                "Chữ ký số dùng thuật toán yếu mà tuyến này không chấp nhận",
+                sig.findings,
+            )
+        signer = sig.signer.organ_id if sig.signer is not None else None
+        if signer != sender:
+            return GatewayFault(
+                FaultCode.SENDER_MISMATCH,
+                f"The envelope is from {sender} but sealed by {signer or 'an unnamed signer'}",
+                f"Gói tin gửi từ {sender} nhưng được ký bởi {signer or 'một chủ thể không rõ'}",
+            )
+        return None
+
+    async def _keep(self, package: bytes) -> BlobRef:
+        return await self._in_pool(self._blobs.put, package)
+
+    def _message(
+        self,
+        doc: Envelope,
+        report: Report,
+        ref: BlobRef,
+        now: dt.datetime,
+        *,
+        message_id: str,
+        business_type: str,
+    ) -> NewMessage:
+        h = doc.header
+        day = h.promulgation_info.promulgation_date
+        return NewMessage(
+            id=message_id,
+            direction="in",
+            kind="envelope",
+            sender=h.from_.organ_id,
+            document_id=h.document_id,
+            business_type=business_type,
+            blob=ref,
+            arrived_at=now,
+            recipients=tuple(dict.fromkeys(o.organ_id for o in h.to)),
+            priority=int(h.other_info.priority),
+            code_number=h.code.code_number or None,
+            code_notation=h.code.code_notation or None,
+            promulgation_date=day.isoformat() if day else None,
+            subject=h.subject or None,
+            verdict_json=verdict_json(report),
+        )
+
+    async def _commit(
+        self, package: bytes, doc: Envelope, report: Report, peer: Peer, now: dt.datetime
+    ) -> Receipt:
+        ref = await self._keep(package)
+        message_id = str(uuid.uuid4())
+        receipt = Receipt(str(uuid.uuid4()), message_id, now)
+        msg = self._message(
+            doc, report, ref, now, message_id=message_id, business_type=str(int(doc.business_type))
+        )
+        hosted = [o for o in msg.recipients if self._config.hosts(o)]
+        result = await self._store.write(
+            functools.partial(
+                insert_inbound_message,
+                msg=msg,
+                receipt_json=_receipt_json(receipt),
+                now=now,
+                actor=f"{peer.kind}:{peer.name}",
+                inbox_for=hosted,
+            )
+        )
+        if result.duplicate:
+            self.log.info(
+                "resent envelope answered with the receipt of {message_id}",
+                message_id=result.message_id,
+                peer=peer.name,
+            )
+            return _receipt_from_json(result.receipt_json, result.message_id, duplicate=True)
+        self.log.info(
+            "envelope {message_id} received from {sender} via {peer}",
+            message_id=message_id,
+            sender=msg.sender,
+            peer=peer.name,
+        )
+        about = statuses.response_for(doc)
+        for organ in hosted:
+            packet = statuses.arrived(about, statuses.reporter(self._config, organ), at=now)
+            await self._queue_status(packet, msg.sender, msg.priority)
+        return receipt
+
+    async def _refuse(
+        self,
+        package: bytes,
+        doc: Envelope,
+        report: Report,
+        peer: Peer,
+        now: dt.datetime,
+        fault: GatewayFault,
+    ) -> None:
+        """Record the refusal and queue 02; never raises (the caller raises `fault`)."""
+        try:
+            ref = await self._keep(package)
+            message_id = str(uuid.uuid4())
+            # A refusal must not hold the idempotency key (sender, DocumentId, business type):
+            # the sender's corrected resend has to be received, not answered as a duplicate.
+            business_type = f"{int(doc.business_type)}:rejected:{message_id}"
+            msg = self._message(
+                doc, report, ref, now, message_id=message_id, business_type=business_type
+            )
+            await self._store.write(
+                functools.partial(
+                    insert_inbound_message,
+                    msg=msg,
+                    receipt_json=None,
+                    now=now,
+                    actor=f"{peer.kind}:{peer.name}",
+                    state="rejected",
+                )
+            )
+        except Exception:
+            self.log.failure("could not record a refused envelope", peer=peer.name)
+            return
+        self.log.info(
+            "envelope {message_id} from {sender} refused: {code}",
+            message_id=message_id,
+            sender=msg.sender,
+            code=fault.code.value,
+            peer=peer.name,
+        )
+        reason = statuses.summarise_findings(
+            fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
+        )
+        about = statuses.response_for(doc)
+        for by in self._reporters(msg.recipients):
+            packet = statuses.rejected(about, by, at=now, reason=reason)
+            await self._queue_status(packet, msg.sender, msg.priority)
+
+    def _reporters(self, recipients: Sequence[str]) -> list[Organization]:
+        """Who says 02: each hosted recipient, or the node itself when none is hosted here."""
+        found = [statuses.reporter(self._config, o) for o in recipients if self._config.hosts(o)]
+        if not found and self._config.node.organ_id:
+            found = [
+                Organization(organ_id=self._config.node.organ_id, organ_name=self._config.node.name)
+            ]
+        return found
+
+    async def _queue_status(self, packet: StatusPacket, recipient: str, priority: int) -> None:
+        # The receipt (or the fault) is already decided; a status that cannot be queued is
+        # logged for an administrator rather than turned into a second answer.
+        try:
+            await self._outbound.submit_status(packet, recipient, priority=priority)
+        except Exception:
+            self.log.failure(
+                "could not queue status {code} for {recipient}",
+                code=packet.status_code.value,
+                recipient=recipient,
+            )
+
+    # --- status packets ---
+
+    async def _accept_status(
+        self, package: bytes, doc: StatusPacket, report: Report, peer: Peer, now: dt.datetime
+    ) -> Receipt:
+        sig = report.signature
+        sig_findings = set(sig.findings) if sig is not None else set()
+        errors = [f for f in report.findings if f.is_error and f not in sig_findings]
+        if errors:
+            raise GatewayFault.from_findings(errors)
+        reporter = doc.from_.organ_id
+        document_id = doc.response_for.document_id
+        if doc.status_code is StatusCode.RECALL_REQUESTED:
+            finder = functools.partial(_received_from, document_id=document_id, organ_id=reporter)
+        else:
+            finder = functools.partial(_sent_to, document_id=document_id, organ_id=reporter)
+        target = await self._store.read(finder)
+        if target is None:
+            raise GatewayFault(
+                FaultCode.RULE_VIOLATION,
+                f"No document {document_id} exchanged with {reporter} is known here",
+                f"Không có văn bản {document_id} trao đổi với {reporter} tại cổng này",
+            )
+        ref = await self._keep(package)
+        message_id = str(uuid.uuid4())
+        receipt = Receipt(str(uuid.uuid4()), message_id, now)
+        msg = NewMessage(
+            id=message_id,
+            direction="in",
+            kind="status",
+            sender=reporter,
+            document_id=document_id,
+            business_type=doc.status_code.value,
+            blob=ref,
+            arrived_at=now,
+            verdict_json=verdict_json(report),
+        )
+        staff = doc.staff_info
+        status = NewStatus(
+            message_id=target,
+            organ_id=reporter,
+            code=doc.status_code.value,
+            reported_at=doc.timestamp or now,
+            description=doc.description,
+            staff_json=json.dumps(
+                {
+                    "department": staff.department,
+                    "staff": staff.staff,
+                    "mobile": staff.mobile,
+                    "email": staff.email,
+                }
+                if staff is not None
+                else {},
+                ensure_ascii=False,
+                sort_keys=True,
+            ),
+            blob=ref,
+        )
+        actor = f"{peer.kind}:{peer.name}"
+        await self._store.write(
+            functools.partial(
+                _store_status,
+                msg=msg,
+                status=status,
+                receipt_json=_receipt_json(receipt),
+                now=now,
+                actor=actor,
+            )
+        )
+        self.log.info(
+            "status {code} from {reporter} recorded on {target}",
+            code=doc.status_code.value,
+            reporter=reporter,
+            target=target,
+            peer=peer.name,
+        )
+        return receipt

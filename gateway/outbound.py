@@ -1,0 +1,307 @@
+"""What this node sends (floor 5): an office system's envelope, or a status packet, becomes signed
+bytes in a blob and one stored delivery per recipient. Implements `IOutbound`.
+
+An envelope is judged like an inbound one (tolerant reading, as real office-system SDKs write it;
+any ERROR finding refuses it), its `From` must be hosted here and the office credential must act
+for it (`Forbidden` otherwise), and every `To` must have a route (`UnknownRecipient` refuses the
+whole submission before anything is stored). Then it is sealed with the agency's key and stored as
+signed: the blob committed first, then the message and its deliveries in one transaction. An
+office system that resends the same envelope (same From, DocumentId and business type) gets the
+first submission back; the store's idempotency key decides that, not a read before the write.
+
+Parsing, signing and blob I/O run in the injected thread pool; the reactor only awaits them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import json
+import sqlite3
+import uuid
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, Final, TypeVar, cast
+
+import attrs
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+from zope.interface import implementer
+
+from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+
+from edxml import signature, writer
+from edxml.check import Report, examine
+from edxml.errors import EdxmlError
+from edxml.model import Envelope, StatusPacket
+from gateway.blobs import BlobRef, BlobStore
+from gateway.config import Config, OfficeConfig
+from gateway.interfaces import IOutbound, Submitted, SubmittedDelivery
+from gateway.router import Router
+from gateway.soap import FaultCode, GatewayFault
+from gateway.store import (
+    NewDelivery,
+    NewMessage,
+    Store,
+    deliveries_for,
+    insert_outbound_message_with_deliveries,
+)
+
+__all__ = ["Outbound", "Seal", "load_seal", "now_of", "verdict_json"]
+
+T = TypeVar("T")
+
+MAX_VERDICT_FINDINGS: Final = 50
+
+
+def now_of(clock: IReactorTime) -> dt.datetime:
+    return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC)
+
+
+def verdict_json(report: Report) -> str:
+    """The stored verdict: the report without the bulky parts (trace list, a long tail of
+    findings); the exact bytes are in the blob for anyone who needs more."""
+    data = report.to_json()
+    data.pop("trace", None)
+    findings = data.get("findings", [])
+    if len(findings) > MAX_VERDICT_FINDINGS:
+        data["findings"] = findings[:MAX_VERDICT_FINDINGS]
+        data["findings_omitted"] = len(findings) - MAX_VERDICT_FINDINGS
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
+
+
+def too_large(size: int, limit: int) -> GatewayFault:
+    return GatewayFault(
+        FaultCode.TOO_LARGE,
+        f"The package is {size} bytes; this gateway accepts at most {limit}",
+        f"Gói tin có {size} byte; cổng chỉ nhận tối đa {limit} byte",
+    )
+
+
+def refusal_fault(report: Report) -> GatewayFault:
+    """The fault for a report that refuses the document (unreadable bytes or an ERROR finding)."""
+    if report.refusal is not None:
+        r = report.refusal
+        return GatewayFault(FaultCode(r.fault), r.message_en, r.message_vi)
+    return GatewayFault.from_findings(report.findings)
+
+
+@attrs.frozen
+class Seal:
+    """A hosted agency's signing key and the chain it ships (leaf first)."""
+
+    organ_id: str
+    key: PrivateKeyTypes = attrs.field(repr=False)
+    chain: tuple[x509.Certificate, ...]
+
+
+def load_seal(organ_id: str, key_path: Path, cert_path: Path) -> Seal:
+    """Blocking (file reads and ~60 ms of RSA key checks): run it in a thread, once per agency."""
+    key = load_pem_private_key(key_path.read_bytes(), password=None)
+    chain = tuple(x509.load_pem_x509_certificates(cert_path.read_bytes()))
+    return Seal(organ_id, key, chain)
+
+
+def _document_rank(conn: sqlite3.Connection, document_id: str) -> int:
+    # A status about a document travels at that document's priority (R9): urgent first.
+    row = conn.execute(
+        "SELECT max(priority) FROM messages WHERE document_id = ? AND kind = 'envelope'",
+        (document_id,),
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+@implementer(IOutbound)
+class Outbound:
+    log = Logger()
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        blobs: BlobStore,
+        router: Router,
+        *,
+        clock: IReactorTime,
+        pool: ThreadPool,
+        reactor: IReactorFromThreads | None = None,
+    ) -> None:
+        """`reactor` runs the pool's callbacks (default: `clock`, which is the reactor in the
+        daemon; tests pass a `task.Clock` as clock and the real reactor here)."""
+        self._config = config
+        self._store = store
+        self._blobs = blobs
+        self._router = router
+        self._clock = clock
+        self._pool = pool
+        # In the daemon the clock is the reactor itself.
+        self._reactor = reactor if reactor is not None else cast(IReactorFromThreads, clock)
+        self._seals: dict[str, Seal] = {}
+
+    def now(self) -> dt.datetime:
+        return now_of(self._clock)
+
+    async def _in_pool(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        result: T = await deferToThreadPool(self._reactor, self._pool, fn, *args, **kwargs)
+        return result
+
+    async def seal(self, organ_id: str) -> Seal:
+        seal = self._seals.get(organ_id)
+        if seal is None:
+            agency = self._config.agency(organ_id)
+            if agency is None:
+                raise ValueError(f"{organ_id} is not hosted on this node")
+            seal = await self._in_pool(load_seal, organ_id, agency.signing_key, agency.signing_cert)
+            self._seals[organ_id] = seal
+        return seal
+
+    # --- envelopes ---
+
+    async def submit_envelope(self, package: bytes, office: OfficeConfig) -> Submitted:
+        limits = self._config.limits
+        if len(package) > limits.max_envelope_bytes:
+            raise too_large(len(package), limits.max_envelope_bytes)
+        now = self.now()
+        report = await self._in_pool(
+            examine, package, limits=limits.xml_limits(), now=now, strict_schema=False
+        )
+        doc = report.document
+        if doc is None:
+            raise refusal_fault(report)
+        if not isinstance(doc, Envelope):
+            raise GatewayFault(
+                FaultCode.BAD_REQUEST,
+                "SendDocument takes an envelope; report statuses with UpdateStatus",
+                "SendDocument nhận gói tin văn bản; trạng thái gửi bằng UpdateStatus",
+            )
+        sender = doc.header.from_.organ_id
+        # Who may send comes before what is wrong with it: a stranger learns nothing more.
+        if not self._config.hosts(sender) or not office.may_act_for(sender):
+            raise GatewayFault(
+                FaultCode.FORBIDDEN,
+                f"Credential {office.name} may not send as {sender}",
+                f"Thông tin xác thực {office.name} không được gửi thay cho {sender}",
+            )
+        if not report.acceptable:
+            raise refusal_fault(report)
+        recipients = tuple(dict.fromkeys(o.organ_id for o in doc.header.to))
+        deliveries = [
+            NewDelivery(organ, self._router.route_for(organ).name) for organ in recipients
+        ]
+        seal = await self.seal(sender)
+        signed_ref = await self._in_pool(self._sign_and_keep, package, seal)
+        h = doc.header
+        msg = NewMessage(
+            id=str(uuid.uuid4()),
+            direction="out",
+            kind="envelope",
+            sender=sender,
+            document_id=h.document_id,
+            business_type=str(int(doc.business_type)),
+            blob=signed_ref,
+            arrived_at=now,
+            recipients=recipients,
+            priority=int(h.other_info.priority),
+            code_number=h.code.code_number or None,
+            code_notation=h.code.code_notation or None,
+            promulgation_date=_date(h.promulgation_info.promulgation_date),
+            subject=h.subject or None,
+            verdict_json=verdict_json(report),
+        )
+        submitted = await self._commit(msg, deliveries, now, actor=f"office:{office.name}")
+        self.log.info(
+            "envelope {message_id} accepted from {sender} for {count} recipient(s)",
+            message_id=submitted.message_id,
+            sender=sender,
+            count=len(submitted.deliveries),
+            office=office.name,
+        )
+        return submitted
+
+    def _sign_and_keep(self, package: bytes, seal: Seal) -> BlobRef:
+        limits = self._config.limits.xml_limits()
+        try:
+            signed = signature.sign(package, seal.key, seal.chain, limits=limits)
+        except EdxmlError as exc:
+            raise GatewayFault.from_edxml_error(exc) from None
+        # The exact signed bytes: any re-serialisation later would break the signature.
+        return self._blobs.put(signed)
+
+    # --- statuses ---
+
+    async def submit_status(
+        self, packet: StatusPacket, recipient: str, *, priority: int | None = None
+    ) -> Submitted:
+        """Queue `packet` to `recipient`'s route. `priority` (0–4) defaults to that of the
+        document it reports on, as stored here."""
+        route = self._router.route_for(recipient)
+        now = self.now()
+        if priority is None:
+            priority = await self._store.read(
+                functools.partial(_document_rank, document_id=packet.document_id)
+            )
+        ref = await self._in_pool(self._write_status, packet)
+        about = packet.response_for
+        msg = NewMessage(
+            id=str(uuid.uuid4()),
+            direction="out",
+            kind="status",
+            sender=packet.from_.organ_id,
+            document_id=about.document_id,
+            # A status has no business type; its code stands in that column.
+            business_type=packet.status_code.value,
+            blob=ref,
+            arrived_at=now,
+            recipients=(recipient,),
+            priority=priority,
+            promulgation_date=_date(about.promulgation_date),
+            verdict_json=json.dumps(
+                {"kind": "status", "status": packet.status_code.value}, sort_keys=True
+            ),
+        )
+        submitted = await self._commit(
+            msg, [NewDelivery(recipient, route.name)], now, actor="gateway"
+        )
+        self.log.info(
+            "status {code} {message_id} queued for {recipient}",
+            code=packet.status_code.value,
+            message_id=submitted.message_id,
+            recipient=recipient,
+        )
+        return submitted
+
+    def _write_status(self, packet: StatusPacket) -> BlobRef:
+        return self._blobs.put(writer.write(packet))
+
+    # --- both ---
+
+    async def _commit(
+        self, msg: NewMessage, deliveries: Sequence[NewDelivery], now: dt.datetime, actor: str
+    ) -> Submitted:
+        result = await self._store.write(
+            functools.partial(
+                insert_outbound_message_with_deliveries,
+                msg=msg,
+                deliveries=deliveries,
+                receipt_json=None,
+                now=now,
+                actor=actor,
+            )
+        )
+        rows = await self._store.read(
+            functools.partial(deliveries_for, message_id=result.message_id)
+        )
+        return Submitted(
+            message_id=result.message_id,
+            deliveries=tuple(
+                SubmittedDelivery(str(d.id), d.recipient, d.route, d.state) for d in rows
+            ),
+        )
+
+
+def _date(value: dt.date | None) -> str | None:
+    return value.isoformat() if value is not None else None

@@ -1,0 +1,145 @@
+"""The daemon, composed (floor 7): store, both faces, the dispatcher, from one configuration.
+
+`Node` owns every long-lived part and starts and stops them in order: the store first (it must
+drain last), then the dispatcher, then the faces that accept work. Nothing here decides anything;
+it only wires the pieces that the lower floors test one by one. The reactor is injected.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from zope.interface import implementer
+
+from twisted.internet import endpoints
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
+
+from gateway.blobs import BlobStore
+from gateway.config import Config, Transport
+from gateway.dispatch import Dispatcher
+from gateway.exchange import ExchangeResource, exchange_site
+from gateway.inbound import Inbound
+from gateway.interfaces import IOutbound, ITransport
+from gateway.office import OfficeResource
+from gateway.outbound import Outbound
+from gateway.router import Router
+from gateway.store import Store
+from gateway.tls import TlsMaterial, server_options
+from gateway.transports import LocalTransport, SoapTransport
+
+
+def tls_material(config: Config, route_tls: Any = None) -> TlsMaterial:
+    tls = route_tls or config.node.tls
+    trusted = [tls.ca] if tls.ca is not None else []
+    return TlsMaterial.from_files(tls.key, tls.cert, trusted)
+
+
+class Node:
+    """One running gateway node."""
+
+    log = Logger()
+
+    def __init__(self, config: Config, *, reactor: Any) -> None:
+        self.config = config
+        self.reactor = reactor
+        self.ports: dict[str, Any] = {}
+        self.store: Store | None = None
+        self.dispatcher: Dispatcher | None = None
+        self.pool = ThreadPool(minthreads=1, maxthreads=4, name="edxml-cpu")
+
+    async def start(self) -> None:
+        config, reactor = self.config, self.reactor
+        node = config.node
+        node.data_dir.mkdir(parents=True, exist_ok=True)
+        self.pool.start()
+        self.store = Store.open(node.db_path, reactor=reactor)
+        blobs = BlobStore(node.blobs_dir)
+        await reactor_thread(reactor, blobs.sweep_tmp)
+        router = Router(config)
+        outbound = Outbound(config, self.store, blobs, router, clock=reactor, pool=self.pool)
+        inbound = Inbound(
+            config, self.store, blobs, outbound, router, clock=reactor, pool=self.pool
+        )
+        transports: dict[str, ITransport] = {}
+        for route in config.routes:
+            if route.transport is Transport.LOCAL:
+                transports[route.name] = LocalTransport(inbound)
+            elif route.transport is Transport.SOAP:
+                transports[route.name] = SoapTransport(
+                    route, tls_material(config, route.tls), reactor=reactor
+                )
+        self.dispatcher = Dispatcher(
+            self.store,
+            blobs,
+            transports,
+            config.retry,
+            reactor=reactor,
+            random=random.SystemRandom().random,
+            concurrency={r.name: r.max_concurrency for r in config.routes},
+            interval=1.0,
+        )
+        await self.dispatcher.start()
+        exchange = ExchangeResource(
+            inbound,
+            known_fingerprints=None,
+            limits=config.limits.xml_limits(),
+            address=node.exchange_url,
+            reactor=reactor,
+        )
+        max_body = config.limits.max_envelope_bytes * 4 // 3 + 65536
+        site = exchange_site(exchange, max_body=max_body)
+        tls_factory = TLSMemoryBIOFactory(server_options(tls_material(config)), False, site)
+        self.ports["exchange"] = await endpoints.serverFromString(
+            reactor, node.exchange_listen
+        ).listen(tls_factory)
+        office = OfficeResource(
+            config, self.store, blobs, _Poking(outbound, self.dispatcher), reactor=reactor
+        )
+        self.ports["office"] = await endpoints.serverFromString(reactor, node.office_listen).listen(
+            Site(office)
+        )
+        self.log.info(
+            "node {name} serving office {office} and exchange {exchange}",
+            name=node.name,
+            office=node.office_url,
+            exchange=node.exchange_url,
+        )
+
+    async def stop(self) -> None:
+        for port in self.ports.values():
+            await port.stopListening()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self.store is not None:
+            await self.store.stop()
+        self.pool.stop()
+        self.log.info("node {name} stopped", name=self.config.node.name)
+
+
+@implementer(IOutbound)
+class _Poking:
+    """Outbound as the office face sees it, waking the dispatcher as soon as work is queued."""
+
+    def __init__(self, outbound: Outbound, dispatcher: Dispatcher) -> None:
+        self._outbound = outbound
+        self._dispatcher = dispatcher
+
+    async def submit_envelope(self, package: bytes, office: Any) -> Any:
+        result = await self._outbound.submit_envelope(package, office)
+        self._dispatcher.poke()
+        return result
+
+    async def submit_status(self, packet: Any, recipient: str, **kw: Any) -> Any:
+        result = await self._outbound.submit_status(packet, recipient, **kw)
+        self._dispatcher.poke()
+        return result
+
+
+async def reactor_thread(reactor: Any, fn: Any) -> Any:
+    from twisted.internet.threads import deferToThreadPool
+
+    return await deferToThreadPool(reactor, reactor.getThreadPool(), fn)
