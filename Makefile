@@ -19,8 +19,19 @@ $(STAMP): setup.cfg pyproject.toml
 
 install: $(STAMP)
 
+# Creates what gateway.conf names (data/, dev PKI, office token) once, then runs the node in the
+# foreground on loopback until Ctrl-C.
 run: install
-	$(BIN)/gateway inspect tests/fixtures/sample_envelope.edxml
+	$(BIN)/gateway init -c gateway.conf
+	@echo
+	@echo "Node starting. In another terminal, send the bundled sample from UBND tỉnh Hà Nam"
+	@echo "(000.00.00.H23) to its Văn phòng (000.00.01.H23), both hosted here, and watch it go:"
+	@echo "  $(BIN)/gateway send tests/fixtures/sample_local.edxml"
+	@echo "  $(BIN)/gateway queue --state sent && $(BIN)/gateway status"
+	@echo "  $(BIN)/gateway show 000.00.00.H23,2025/03/05,123/UBND-VP"
+	@echo "Office face WSDL: http://127.0.0.1:8440/office?wsdl  (token in data/office.token)"
+	@echo
+	$(BIN)/gateway run -c gateway.conf
 
 lint: install
 	$(BIN)/ruff check edxml gateway tests bench

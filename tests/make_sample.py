@@ -13,6 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import attrs
+
 from edxml.codes import BusinessDocType, Priority, SteeringType
 from edxml.dates import format_date
 from edxml.model import (
@@ -35,6 +37,7 @@ from edxml.model import (
 from edxml.writer import write
 
 SAMPLE = Path(__file__).resolve().parent / "fixtures" / "sample_envelope.edxml"
+SAMPLE_LOCAL = SAMPLE.with_name("sample_local.edxml")
 PDF_ID = "5b1f2c3e-8d4a-4f6b-9c1e-2a7d3b9e0f11"
 TXT_ID = "9c2e4a61-3f5b-4d7c-8e9a-0b1c2d3e4f52"
 
@@ -189,10 +192,23 @@ def sample_envelope() -> Envelope:
     return Envelope(header=header, trace=trace, manifest=manifest, attachments=attachments)
 
 
+def sample_local() -> Envelope:
+    """The same document addressed inside the sample node: UBND tỉnh → Văn phòng UBND tỉnh,
+    both hosted by gateway.conf, so `make run` can deliver it without any peer."""
+    env = sample_envelope()
+    office = Organization(
+        organ_id="000.00.01.H23",
+        organization_in_charge="Ủy ban nhân dân tỉnh Hà Nam",
+        organ_name="Văn phòng Ủy ban nhân dân tỉnh Hà Nam",
+    )
+    return attrs.evolve(env, header=attrs.evolve(env.header, to=(office,)))
+
+
 def main() -> None:
     SAMPLE.parent.mkdir(parents=True, exist_ok=True)
     SAMPLE.write_bytes(write(sample_envelope()))
-    print(f"wrote {SAMPLE}")
+    SAMPLE_LOCAL.write_bytes(write(sample_local()))
+    print(f"wrote {SAMPLE} and {SAMPLE_LOCAL}")
 
 
 if __name__ == "__main__":

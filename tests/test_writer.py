@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 from lxml import etree
-from make_sample import SAMPLE, minimal_pdf, sample_envelope
+from make_sample import SAMPLE, SAMPLE_LOCAL, minimal_pdf, sample_envelope, sample_local
 from strategies import status_packets
 
 from twisted.trial.unittest import SynchronousTestCase
@@ -476,6 +476,7 @@ class RefusalTests(SynchronousTestCase):
 class SampleTests(SynchronousTestCase):
     def test_committed_sample_is_what_make_sample_writes(self) -> None:
         self.assertEqual(SAMPLE.read_bytes(), write(sample_envelope()))
+        self.assertEqual(SAMPLE_LOCAL.read_bytes(), write(sample_local()))
         self.assertEqual(SAMPLE, Path(__file__).parent / "fixtures" / "sample_envelope.edxml")
 
     def test_sample_is_clean(self) -> None:
