@@ -363,6 +363,57 @@ def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) 
     _emit(payload, as_json, human)
 
 
+def _admin_change(config_path: Path, key: str, as_json: bool, change: str) -> None:
+    import datetime as dt
+
+    from gateway import admin
+
+    conf, _conn = _open_store(config_path)
+    fn = admin.requeue if change == "requeue" else admin.cancel
+    try:
+        changed = fn(conf.node.db_path, key, now=dt.datetime.now(dt.UTC), actor=admin.operator())
+    except admin.AdminRefused as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_DATAERR)
+    payload = [
+        {
+            "delivery_id": c.delivery_id,
+            "message_id": c.message_id,
+            "recipient": c.recipient,
+            "before": c.before,
+            "after": c.after,
+        }
+        for c in changed
+    ]
+
+    def human(rows: list[dict[str, Any]]) -> None:
+        for r in rows:
+            click.echo(
+                f"delivery {r['delivery_id']} to {r['recipient']}: {r['before']} → {r['after']}"
+            )
+
+    _emit(payload, as_json, human)
+
+
+@main.command(epilog="Exit codes: 0 changed, 65 nothing to requeue, 66 no store.")
+@CONFIG_OPTION
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def requeue(config_path: Path, key: str, as_json: bool) -> None:
+    """Put failed (or cancelled) deliveries back in the queue: KEY is a delivery id, a message id
+    or a DocumentId. The running node picks them up at its next tick."""
+    _admin_change(config_path, key, as_json, "requeue")
+
+
+@main.command(epilog="Exit codes: 0 changed, 65 nothing to cancel, 66 no store.")
+@CONFIG_OPTION
+@click.argument("key")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def cancel(config_path: Path, key: str, as_json: bool) -> None:
+    """Cancel deliveries that are queued, waiting to retry, or failed (never one in flight)."""
+    _admin_change(config_path, key, as_json, "cancel")
+
+
 @main.group()
 def audit() -> None:
     """The append-only, hash-chained audit log."""

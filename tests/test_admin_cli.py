@@ -118,3 +118,22 @@ class AdminCommandTests(TestCase):
         for args in (("status",), ("queue",), ("show", "m0"), ("audit", "verify")):
             cli(*args, "-c", str(self.conf))
         self.assertEqual(db.read_bytes(), before)
+
+    def test_cancel_then_requeue_is_audited(self) -> None:
+        conf = str(self.conf)
+        code, rows = cli("cancel", "-c", conf, "m0")
+        self.assertEqual(code, 0)
+        self.assertEqual([(r["before"], r["after"]) for r in rows], [("queued", "cancelled")])
+        code, _ = cli("cancel", "-c", conf, "m0")
+        self.assertEqual(code, EX_DATAERR)  # nothing left to cancel
+        code, _ = cli("requeue", "-c", conf, "m1")
+        self.assertEqual(code, EX_DATAERR)  # queued, not failed: nothing to requeue
+        code, rows = cli("requeue", "-c", conf, "000.00.00.H23,2026/11/25,0/UBND-VP")
+        self.assertEqual(code, 0)
+        self.assertEqual([(r["before"], r["after"]) for r in rows], [("cancelled", "queued")])
+        _, shown = cli("show", "-c", conf, "m0")
+        actions = [(e["action"], e["actor"].split(":")[0]) for e in shown["events"]]
+        self.assertIn(("cancelled", "cli"), actions)
+        self.assertIn(("requeued", "cli"), actions)
+        code, payload = cli("audit", "verify", "-c", conf)
+        self.assertEqual(code, 0, payload)
