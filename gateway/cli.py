@@ -191,7 +191,9 @@ def run(config_path: Path) -> None:
     from gateway.service import Node
 
     observer = (
-        textFileLogObserver(sys.stderr) if sys.stderr.isatty() else jsonFileLogObserver(sys.stderr)
+        textFileLogObserver(sys.stderr)
+        if sys.stderr.isatty()
+        else jsonFileLogObserver(sys.stderr, recordSeparator="")
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     for warning in conf.warnings:
@@ -303,19 +305,8 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
     _emit(found, as_json, human)
 
 
-@main.command(epilog="Exit codes: 0 accepted, 65 refused, 69 node unreachable or busy.")
-@CONFIG_OPTION
-@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--office", "office_name", default=None, help="Office credential (default: the only one)."
-)
-@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
-def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) -> None:
-    """Hand an edXML envelope FILE to the running node's office face, as an office system would."""
-    import urllib.error
-
+def _office_token(config_path: Path, office_name: str | None) -> tuple[Any, str]:
     from gateway import config as configuration
-    from gateway.officeclient import OfficeFault, send_document
 
     try:
         conf = configuration.load(config_path)
@@ -328,8 +319,17 @@ def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) 
         sys.exit(EX_CONFIG)
     token = offices[0].token
     assert token is not None
+    return conf, token.reveal()
+
+
+def _office_call(conf: Any, as_json: bool, call: Any) -> None:
+    """Run one office-face call for the CLI: the answer, or the fault and its exit code."""
+    import urllib.error
+
+    from gateway.officeclient import OfficeFault
+
     try:
-        sent = send_document(conf.node.office_url, token.reveal(), file.read_bytes())
+        sent = call()
     except OfficeFault as fault:
         payload = {
             "accepted": False,
@@ -361,6 +361,45 @@ def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) 
             click.echo(f"  → {d['organ_id']}: {d['state']}")
 
     _emit(payload, as_json, human)
+
+
+OFFICE_OPTION = click.option(
+    "--office", "office_name", default=None, help="Office credential (default: the only one)."
+)
+OFFICE_EPILOG = "Exit codes: 0 accepted, 65 refused, 69 node unreachable or busy."
+
+
+@main.command(epilog=OFFICE_EPILOG)
+@CONFIG_OPTION
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@OFFICE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def send(config_path: Path, file: Path, office_name: str | None, as_json: bool) -> None:
+    """Hand an edXML envelope FILE to the running node's office face, as an office system would."""
+    from gateway.officeclient import send_document
+
+    conf, token = _office_token(config_path, office_name)
+    _office_call(
+        conf, as_json, lambda: send_document(conf.node.office_url, token, file.read_bytes())
+    )
+
+
+@main.command(epilog=OFFICE_EPILOG)
+@CONFIG_OPTION
+@click.argument("document_id")
+@click.option("--reason", required=True, help="Why the document is recalled (sent to recipients).")
+@OFFICE_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+def recall(
+    config_path: Path, document_id: str, reason: str, office_name: str | None, as_json: bool
+) -> None:
+    """Recall DOCUMENT_ID from every recipient (R14), through the running node's office face."""
+    from gateway.officeclient import recall_document
+
+    conf, token = _office_token(config_path, office_name)
+    _office_call(
+        conf, as_json, lambda: recall_document(conf.node.office_url, token, document_id, reason)
+    )
 
 
 def _admin_change(config_path: Path, key: str, as_json: bool, change: str) -> None:

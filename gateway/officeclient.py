@@ -84,12 +84,7 @@ def call(
     return answer
 
 
-def send_document(url: str, token: str, package: bytes, *, reference: str | None = None) -> Sent:
-    body = etree.Element(f"{{{OFFICE_NS}}}SendDocument", nsmap={"o": OFFICE_NS})
-    etree.SubElement(body, f"{{{OFFICE_NS}}}Envelope").text = base64.b64encode(package).decode()
-    if reference:
-        etree.SubElement(body, f"{{{OFFICE_NS}}}ClientReference").text = reference
-    answer = call(url, token, "SendDocument", body)
+def _sent(answer: etree._Element) -> Sent:
     deliveries = tuple(
         SentDelivery(
             organ_id=_text(d, "OrganId") or "",
@@ -99,3 +94,19 @@ def send_document(url: str, token: str, package: bytes, *, reference: str | None
         for d in answer.findall(f"{{{OFFICE_NS}}}Delivery")
     )
     return Sent(message_id=_text(answer, "MessageId") or "", deliveries=deliveries)
+
+
+def recall_document(url: str, token: str, document_id: str, reason: str) -> Sent:
+    """RecallDocument: a revoke envelope to every recipient of the document (R14)."""
+    body = etree.Element(f"{{{OFFICE_NS}}}RecallDocument", nsmap={"o": OFFICE_NS})
+    etree.SubElement(body, f"{{{OFFICE_NS}}}DocumentId").text = document_id
+    etree.SubElement(body, f"{{{OFFICE_NS}}}Reason").text = reason
+    return _sent(call(url, token, "RecallDocument", body))
+
+
+def send_document(url: str, token: str, package: bytes, *, reference: str | None = None) -> Sent:
+    body = etree.Element(f"{{{OFFICE_NS}}}SendDocument", nsmap={"o": OFFICE_NS})
+    etree.SubElement(body, f"{{{OFFICE_NS}}}Envelope").text = base64.b64encode(package).decode()
+    if reference:
+        etree.SubElement(body, f"{{{OFFICE_NS}}}ClientReference").text = reference
+    return _sent(call(url, token, "SendDocument", body))
