@@ -1,0 +1,302 @@
+"""Two real gateway nodes on loopback, as subprocesses, for the end-to-end tests.
+
+    a, b = make_pair(Path(tmp))                # configs written, `gateway init` run for both
+    self.addCleanup(a.stop); a.start()         # `gateway run -c …` in a subprocess
+    client = office_client(a)                  # zeep, driven only by the served WSDL
+    client.service.SendDocument(Envelope=envelope(H23, [H40], "7"))
+    cli_json(a, "queue")                       # any read command, with --json, parsed
+
+Node A hosts 000.00.00.H23 (office credential "a"), node B hosts 000.00.00.H40 (office "b"); each
+has a local route for its own agency and a soap route to the other's exchange face, over mutual
+TLS with certificates from one shared dev CA (B's `init` uses A's CA directory). The retry
+schedule is short (1s, 1s, 2s) so that a peer coming back is noticed within seconds.
+
+Everything here blocks (subprocess, zeep): tests use SynchronousTestCase and bounded polling.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import attrs
+import requests
+import zeep
+from zeep.transports import Transport as ZeepTransport
+
+from edxml import reader, writer
+from edxml.codes import Priority
+from edxml.model import Envelope, Organization
+
+T = TypeVar("T")
+
+H23 = "000.00.00.H23"  # UBND tỉnh Hà Nam, hosted on node A
+H40 = "000.00.00.H40"  # UBND tỉnh Hưng Yên, hosted on node B
+NAMES = {H23: "Ủy ban nhân dân tỉnh Hà Nam", H40: "Ủy ban nhân dân tỉnh Hưng Yên"}
+SAMPLE = Path(__file__).resolve().parent / "fixtures" / "sample_envelope.edxml"
+START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+def free_port() -> int:
+    """A port nothing listens on now (bound to 0 and released; the node binds it again)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@attrs.define
+class Node:
+    """One node's directory, ports and (while it runs) its process."""
+
+    name: str
+    directory: Path
+    organ_id: str
+    office: str  # the office credential's name
+    office_port: int
+    exchange_port: int
+    process: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+
+    @property
+    def conf(self) -> Path:
+        return self.directory / "gateway.conf"
+
+    @property
+    def office_url(self) -> str:
+        return f"http://127.0.0.1:{self.office_port}/office"
+
+    @property
+    def exchange_url(self) -> str:
+        return f"https://127.0.0.1:{self.exchange_port}/exchange"
+
+    @property
+    def token(self) -> str:
+        return (self.directory / "data" / "office.token").read_text().strip()
+
+    @property
+    def db_path(self) -> Path:
+        return self.directory / "data" / "gateway.db"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.directory / f"run-{self.runs}.stderr"
+
+    def config_text(self, peer: Node) -> str:
+        return f"""
+[node]
+name = Node {self.name}
+data_dir = data
+office_listen = tcp:{self.office_port}:interface=127.0.0.1
+office_url = {self.office_url}
+exchange_listen = tcp:{self.exchange_port}:interface=127.0.0.1
+exchange_url = {self.exchange_url}
+tls_cert = data/pki/node.pem
+tls_key = data/pki/node.key
+tls_ca = data/pki/root.pem
+
+[agency:{self.organ_id}]
+name = {NAMES[self.organ_id]}
+signing_key = data/pki/{self.organ_id}.key
+signing_cert = data/pki/{self.organ_id}.pem
+
+[office:{self.office}]
+token_file = data/office.token
+organ_ids = {self.organ_id}
+
+[route:local]
+transport = local
+organ_ids = {self.organ_id}
+
+[route:peer]
+transport = soap
+url = {peer.exchange_url}
+organ_ids = {peer.organ_id}
+max_concurrency = 4
+timeout = 10s
+
+[trust]
+roots = data/pki/root.pem
+
+[limits]
+office_rate = 0
+exchange_rate = 0
+
+[retry]
+schedule = 1s, 1s, 2s
+jitter = 0.1
+max_attempts = 20
+"""
+
+    def start(self) -> None:
+        """`gateway run` in a subprocess; returns once the office port accepts connections."""
+        assert self.process is None, "already running"
+        self.runs += 1
+        with self.stderr_path.open("wb") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "run", "-c", str(self.conf)],
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                code = self.process.returncode
+                self.process = None
+                raise AssertionError(f"node {self.name} exited with {code}:\n{self.stderr()}")
+            try:
+                socket.create_connection(("127.0.0.1", self.office_port), timeout=1).close()
+                return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(
+                    f"node {self.name} not listening after {START_TIMEOUT}s:\n{self.stderr()}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> int | None:
+        """SIGTERM, wait, SIGKILL if it hangs. The exit code, or None if it was not running."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                return process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        return process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL: no drain, no checkpoint, exactly like a power cut for the process."""
+        process, self.process = self.process, None
+        assert process is not None, "not running"
+        os.kill(process.pid, signal.SIGKILL)
+        process.wait()
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no stderr)"
+
+
+def make_pair(base: Path) -> tuple[Node, Node]:
+    """Node A (H23) and node B (H40) under `base`, configured for each other and initialised."""
+    base = base.resolve()
+    a = Node("A", base / "a", H23, "a", free_port(), free_port())
+    b = Node("B", base / "b", H40, "b", free_port(), free_port())
+    for node, peer in ((a, b), (b, a)):
+        node.directory.mkdir(parents=True, exist_ok=True)
+        node.conf.write_text(node.config_text(peer), encoding="utf-8")
+    first = gateway(a, "init", "--json")
+    gateway(b, "init", "--ca-dir", first["ca_dir"], "--json")
+    return a, b
+
+
+def gateway(node: Node, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
+    """Run `gateway ARGS -c CONF` (args must include --json) and return its parsed stdout."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", *args, "-c", str(node.conf)],
+        cwd=node.directory,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    if proc.returncode not in ok:
+        raise AssertionError(
+            f"gateway {' '.join(args)} on {node.name} exited {proc.returncode}:\n"
+            f"{proc.stderr.decode(errors='replace')}"
+        )
+    return json.loads(proc.stdout)
+
+
+def cli_json(node: Node, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
+    """A read command (`status`, `queue`, `show ID`, `audit verify`) with --json, parsed."""
+    return gateway(node, *args, "--json", ok=ok)
+
+
+def office_client(node: Node) -> zeep.Client:
+    """zeep on the node's served WSDL, authenticated with the node's office token.
+
+    trust_env is off: this machine sets REQUESTS_CA_BUNDLE and proxies that must not apply to
+    loopback. The caller closes `client.transport.session`.
+    """
+    session = requests.Session()
+    session.trust_env = False
+    session.headers["Authorization"] = f"Bearer {node.token}"
+    transport = ZeepTransport(session=session, timeout=30, operation_timeout=60)
+    return zeep.Client(node.office_url + "?wsdl", transport=transport)
+
+
+def _sample() -> Envelope:
+    doc = reader.read(SAMPLE.read_bytes()).document
+    assert isinstance(doc, Envelope)
+    return doc
+
+
+_SAMPLE: list[Envelope] = []
+
+
+def envelope(
+    sender: str, recipients: Sequence[str], number: str, priority: Priority = Priority.NORMAL
+) -> bytes:
+    """The fixture's Công văn from `sender` to `recipients`, numbered `number` (the DocumentId
+    follows), unsigned: the sender's node signs it."""
+    if not _SAMPLE:
+        _SAMPLE.append(_sample())
+    doc = _SAMPLE[0]
+    header = doc.header
+    code = attrs.evolve(header.code, code_number=number)
+    day = header.promulgation_info.promulgation_date
+    assert day is not None
+    header = attrs.evolve(
+        header,
+        from_=attrs.evolve(header.from_, organ_id=sender, organ_name=NAMES.get(sender, sender)),
+        to=tuple(
+            Organization(
+                organ_id=o,
+                organization_in_charge=NAMES.get(o, o),
+                organ_name=NAMES.get(o, o),
+            )
+            for o in recipients
+        ),
+        code=code,
+        document_id=document_id(sender, number),
+        other_info=attrs.evolve(header.other_info, priority=priority),
+    )
+    return writer.write(attrs.evolve(doc, header=header))
+
+
+def document_id(sender: str, number: str) -> str:
+    """The DocumentId `envelope(sender, …, number)` carries."""
+    doc = _SAMPLE[0] if _SAMPLE else _sample()
+    day = doc.header.promulgation_info.promulgation_date
+    assert day is not None
+    code = attrs.evolve(doc.header.code, code_number=number)
+    return f"{sender},{day:%Y/%m/%d},{code}"
+
+
+def poll(what: str, probe: Callable[[], T | None], *, timeout: float, every: float = 0.2) -> T:
+    """`probe()` until it returns something other than None (or falsy), within `timeout`."""
+    deadline = time.monotonic() + timeout
+    last: T | None = None
+    while True:
+        last = probe()
+        if last:
+            return last
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
+        time.sleep(every)
