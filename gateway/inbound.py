@@ -5,18 +5,29 @@ The pipeline, in order: the size limit before parsing → `edxml.check.examine` 
 (tolerant reading, schema, rules, attachments, the envelope signature against the configured
 trust) → schema and rule errors → the signature policy of the route serving the sender (required
 unless the route says `optional`; a weak algorithm refused where the route says `reject`) →
-sender binding (a valid seal must name the `From` OrganId) → every `To` hosted here → commit
-(blob first, then the row with its inbox entries and receipt) → the receipt. Only then is status
-01 queued back to the sender, once per hosted recipient, never for a resent envelope.
+sender binding (a valid seal must name the `From` OrganId) → every `To` hosted here → commit.
+The commit is one write job: the blob first (always committed before the job), then the row with
+its inbox entries and receipt AND the automatic status 01 per hosted recipient (its bytes also in
+a committed blob, its message and delivery rows in the same transaction), so that a crash can
+never keep the envelope and lose its 01. A resent envelope queues no second 01.
 
 A refused envelope whose header could be read is not forgotten: it is stored in state `rejected`
-with its verdict (an auditor sees what came and why it was refused), status 02 with the reason
-goes back to the sender, and the typed `GatewayFault` is raised to the peer.
+with its verdict and its real business type (a refusal holds no idempotency key, so a corrected
+resend is received), together with status 02 and the reason, and the typed `GatewayFault` is
+raised to the peer.
 
 A status packet is matched to the document it reports on: 01–06, 15 and 16 to an envelope this
-node sent to the reporting agency; 13 (a recall request) to an envelope the reporting agency sent
-here. It joins that message's status history. Recall itself (withdrawing, answering 15 by itself)
-is a later step: a 13 or a revoke envelope is recorded, nothing more.
+node sent to the reporting agency (the document itself, not a later revoke of it); 13 to an
+envelope the reporting agency sent here. It joins that message's status history.
+
+Recall (R14): a revoke envelope (BussinessDocType 1, Bussiness/DocumentId = the target; the header
+DocumentId when that is empty) or a status 13 from the target's sender is decided inside one write
+job (`store.accept_recall`): if no hosted office system has acknowledged the target yet, the
+target becomes `withdrawn` and 15 goes back from each hosted recipient; otherwise the recall goes
+to the inboxes that hold the target (ReceiveDocuments shows it as kind `revoke`) and the office
+system answers with AnswerRecall. A revoke gets no 01. A revoke naming nothing this sender sent
+here is kept (received, in no inbox) and answered 16 with that reason; a 13 about such a
+document is refused with `RuleViolation`, as any status about an unknown document.
 """
 
 from __future__ import annotations
@@ -24,11 +35,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, Final, TypeVar, cast
 
+import attrs
 from zope.interface import implementer
 
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
@@ -38,10 +49,10 @@ from twisted.python.threadpool import ThreadPool
 
 from edxml import signature
 from edxml.check import Report, examine
-from edxml.codes import StatusCode
+from edxml.codes import BusinessDocType, StatusCode
 from edxml.errors import EdxmlError
 from edxml.findings import Fault, Finding
-from edxml.model import Envelope, Organization, StatusPacket
+from edxml.model import Envelope, Organization, ResponseFor, StatusPacket
 from gateway import statuses
 from gateway.blobs import BlobRef, BlobStore
 from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig
@@ -52,9 +63,14 @@ from gateway.soap import FaultCode, GatewayFault, Receipt, format_time
 from gateway.store import (
     NewMessage,
     NewStatus,
+    OutboundReply,
     Store,
-    insert_inbound_message,
-    record_status,
+    accept_recall,
+    get_message,
+    insert_inbound_status,
+    insert_inbound_with_replies,
+    received_from,
+    sent_to,
 )
 
 __all__ = ["Inbound", "load_trust"]
@@ -93,47 +109,16 @@ def _receipt_from_json(text: str | None, message_id: str, *, duplicate: bool) ->
     )
 
 
+_WITHDRAWN_UNSEEN: Final = (
+    "Văn bản chưa được văn thư nhận; cổng đã thu hồi theo yêu cầu"
+    " / Not yet picked up by the office system; withdrawn by the gateway as asked"
+)
+
+
 def _signature_fault(
     code: FaultCode, en: str, vi: str, findings: Sequence[Finding]
 ) -> GatewayFault:
     return GatewayFault(code, en, vi, tuple(findings))
-
-
-def _sent_to(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
-    """Our outbound envelope `document_id` that went to `organ_id` (the newest, if several)."""
-    row = conn.execute(
-        "SELECT m.id FROM messages m JOIN message_recipients r ON r.message_id = m.id"
-        " WHERE m.direction = 'out' AND m.kind = 'envelope' AND m.document_id = ?"
-        " AND r.organ_id = ? ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1",
-        (document_id, organ_id),
-    ).fetchone()
-    return str(row[0]) if row else None
-
-
-def _received_from(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
-    """The envelope `document_id` that `organ_id` sent here and that we accepted."""
-    row = conn.execute(
-        "SELECT id FROM messages WHERE direction = 'in' AND kind = 'envelope'"
-        " AND document_id = ? AND sender = ? AND state <> 'rejected'"
-        " ORDER BY created_at DESC, rowid DESC LIMIT 1",
-        (document_id, organ_id),
-    ).fetchone()
-    return str(row[0]) if row else None
-
-
-def _store_status(
-    conn: sqlite3.Connection,
-    msg: NewMessage,
-    status: NewStatus,
-    *,
-    receipt_json: str,
-    now: dt.datetime,
-    actor: str,
-) -> None:
-    # The packet as a message (its bytes, its receipt) and as a line of the document's history,
-    # in one transaction: neither exists without the other.
-    insert_inbound_message(conn, msg, receipt_json=receipt_json, now=now, actor=actor)
-    record_status(conn, status, now=now, actor=actor)
 
 
 @implementer(IInbound)
@@ -316,14 +301,24 @@ class Inbound:
         msg = self._message(
             doc, report, ref, now, message_id=message_id, business_type=str(int(doc.business_type))
         )
+        actor = f"{peer.kind}:{peer.name}"
+        if doc.business_type is BusinessDocType.REVOKE:
+            return await self._recall_envelope(doc, msg, receipt, actor, now)
         hosted = [o for o in msg.recipients if self._config.hosts(o)]
+        about = statuses.response_for(doc)
+        replies = await self._prepare(
+            [statuses.arrived(about, statuses.reporter(self._config, o), at=now) for o in hosted],
+            msg.sender,
+            msg.priority,
+        )
         result = await self._store.write(
             functools.partial(
-                insert_inbound_message,
+                insert_inbound_with_replies,
                 msg=msg,
+                replies=replies,
                 receipt_json=_receipt_json(receipt),
                 now=now,
-                actor=f"{peer.kind}:{peer.name}",
+                actor=actor,
                 inbox_for=hosted,
             )
         )
@@ -339,11 +334,8 @@ class Inbound:
             message_id=message_id,
             sender=msg.sender,
             peer=peer.name,
+            statuses=len(replies),
         )
-        about = statuses.response_for(doc)
-        for organ in hosted:
-            packet = statuses.arrived(about, statuses.reporter(self._config, organ), at=now)
-            await self._queue_status(packet, msg.sender, msg.priority)
         return receipt
 
     async def _refuse(
@@ -355,20 +347,37 @@ class Inbound:
         now: dt.datetime,
         fault: GatewayFault,
     ) -> None:
-        """Record the refusal and queue 02; never raises (the caller raises `fault`)."""
+        """Record the refusal together with its 02s; never raises (the caller raises `fault`)."""
         try:
             ref = await self._keep(package)
             message_id = str(uuid.uuid4())
-            # A refusal must not hold the idempotency key (sender, DocumentId, business type):
-            # the sender's corrected resend has to be received, not answered as a duplicate.
-            business_type = f"{int(doc.business_type)}:rejected:{message_id}"
+            # Stored with its real business type: a `rejected` row holds no idempotency key
+            # (migration v3), so the sender's corrected resend is received, not a duplicate.
             msg = self._message(
-                doc, report, ref, now, message_id=message_id, business_type=business_type
+                doc,
+                report,
+                ref,
+                now,
+                message_id=message_id,
+                business_type=str(int(doc.business_type)),
+            )
+            reason = statuses.summarise_findings(
+                fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
+            )
+            about = statuses.response_for(doc)
+            replies = await self._prepare(
+                [
+                    statuses.rejected(about, by, at=now, reason=reason)
+                    for by in self._reporters(msg.recipients)
+                ],
+                msg.sender,
+                msg.priority,
             )
             await self._store.write(
                 functools.partial(
-                    insert_inbound_message,
+                    insert_inbound_with_replies,
                     msg=msg,
+                    replies=replies,
                     receipt_json=None,
                     now=now,
                     actor=f"{peer.kind}:{peer.name}",
@@ -385,13 +394,6 @@ class Inbound:
             code=fault.code.value,
             peer=peer.name,
         )
-        reason = statuses.summarise_findings(
-            fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
-        )
-        about = statuses.response_for(doc)
-        for by in self._reporters(msg.recipients):
-            packet = statuses.rejected(about, by, at=now, reason=reason)
-            await self._queue_status(packet, msg.sender, msg.priority)
 
     def _reporters(self, recipients: Sequence[str]) -> list[Organization]:
         """Who says 02: each hosted recipient, or the node itself when none is hosted here."""
@@ -402,17 +404,138 @@ class Inbound:
             ]
         return found
 
-    async def _queue_status(self, packet: StatusPacket, recipient: str, priority: int) -> None:
-        # The receipt (or the fault) is already decided; a status that cannot be queued is
-        # logged for an administrator rather than turned into a second answer.
-        try:
-            await self._outbound.submit_status(packet, recipient, priority=priority)
-        except Exception:
-            self.log.failure(
-                "could not queue status {code} for {recipient}",
-                code=packet.status_code.value,
-                recipient=recipient,
+    async def _prepare(
+        self, packets: Sequence[StatusPacket], recipient: str, priority: int
+    ) -> list[OutboundReply]:
+        """The automatic statuses, their bytes committed, ready to be stored with the message
+        that causes them. A sender no route serves cannot be answered: the message is still
+        taken (its receipt is the answer the peer gets) and an administrator hears of it."""
+        replies = []
+        for packet in packets:
+            try:
+                replies.append(
+                    await self._outbound.prepare_status(packet, recipient, priority=priority)
+                )
+            except GatewayFault as fault:
+                self.log.warn(
+                    "cannot answer {code} to {recipient}: {fault}",
+                    code=packet.status_code.value,
+                    recipient=recipient,
+                    fault=fault.code.value,
+                )
+        return replies
+
+    # --- recall (R14) ---
+
+    def _hosted_holders(self, target: Any) -> list[str]:
+        return [o for o in target.recipients if self._config.hosts(o)]
+
+    async def _recall_envelope(
+        self, doc: Envelope, msg: NewMessage, receipt: Receipt, actor: str, now: dt.datetime
+    ) -> Receipt:
+        """A revoke (BussinessDocType 1) of an envelope the same sender sent here. No 01 goes
+        back for it: the answer to a recall is 15 or 16."""
+        target_document = doc.trace.business.document_id or doc.header.document_id
+        about = attrs.evolve(statuses.response_for(doc), document_id=target_document)
+        target_id = await self._store.read(
+            functools.partial(received_from, document_id=target_document, organ_id=msg.sender)
+        )
+        if target_id is None:
+            return await self._recall_unknown(msg, about, receipt, actor, now)
+        return await self._recall(msg, about, target_id, receipt, actor, now, status=None)
+
+    async def _recall(
+        self,
+        msg: NewMessage,
+        about: ResponseFor,
+        target_id: str,
+        receipt: Receipt,
+        actor: str,
+        now: dt.datetime,
+        *,
+        status: NewStatus | None,
+    ) -> Receipt:
+        target = await self._store.read(functools.partial(get_message, message_id=target_id))
+        assert target is not None  # messages are never deleted
+        agreed = await self._prepare(
+            [
+                statuses.recall_answer(
+                    about,
+                    statuses.reporter(self._config, organ),
+                    agreed=True,
+                    at=now,
+                    description=_WITHDRAWN_UNSEEN,
+                )
+                for organ in self._hosted_holders(target)
+            ],
+            msg.sender,
+            target.priority,
+        )
+        outcome = await self._store.write(
+            functools.partial(
+                accept_recall,
+                msg=msg,
+                target_id=target_id,
+                agreed=agreed,
+                receipt_json=_receipt_json(receipt),
+                now=now,
+                actor=actor,
+                status=status,
             )
+        )
+        result = outcome.result
+        if result.duplicate:
+            return _receipt_from_json(result.receipt_json, result.message_id, duplicate=True)
+        self.log.info(
+            "recall {message_id} of {target}: {outcome}",
+            message_id=msg.id,
+            target=target_id,
+            outcome="withdrawn, 15 queued" if outcome.withdrawn else "handed to office systems",
+            holders=list(outcome.handed_over),
+        )
+        return receipt
+
+    async def _recall_unknown(
+        self,
+        msg: NewMessage,
+        about: ResponseFor,
+        receipt: Receipt,
+        actor: str,
+        now: dt.datetime,
+    ) -> Receipt:
+        """A revoke of nothing we hold from that sender: kept (received, in no inbox) and
+        answered 16 with the reason, so the sender's office system is not left waiting."""
+        reason = (
+            f"Không có văn bản {about.document_id} của {msg.sender} tại cổng nhận"
+            f" / No document {about.document_id} from {msg.sender} was received here"
+        )
+        refused = await self._prepare(
+            [
+                statuses.recall_answer(about, by, agreed=False, at=now, description=reason)
+                for by in self._reporters(msg.recipients)
+            ],
+            msg.sender,
+            msg.priority,
+        )
+        result = await self._store.write(
+            functools.partial(
+                insert_inbound_with_replies,
+                msg=msg,
+                replies=refused,
+                receipt_json=_receipt_json(receipt),
+                now=now,
+                actor=actor,
+                inbox_for=(),
+            )
+        )
+        if result.duplicate:
+            return _receipt_from_json(result.receipt_json, result.message_id, duplicate=True)
+        self.log.info(
+            "recall {message_id} names no document received here: 16 queued",
+            message_id=msg.id,
+            document_id=about.document_id,
+        )
+        return receipt
 
     # --- status packets ---
 
@@ -426,10 +549,11 @@ class Inbound:
             raise GatewayFault.from_findings(errors)
         reporter = doc.from_.organ_id
         document_id = doc.response_for.document_id
-        if doc.status_code is StatusCode.RECALL_REQUESTED:
-            finder = functools.partial(_received_from, document_id=document_id, organ_id=reporter)
+        recall = doc.status_code is StatusCode.RECALL_REQUESTED
+        if recall:
+            finder = functools.partial(received_from, document_id=document_id, organ_id=reporter)
         else:
-            finder = functools.partial(_sent_to, document_id=document_id, organ_id=reporter)
+            finder = functools.partial(sent_to, document_id=document_id, organ_id=reporter)
         target = await self._store.read(finder)
         if target is None:
             raise GatewayFault(
@@ -473,9 +597,13 @@ class Inbound:
             blob=ref,
         )
         actor = f"{peer.kind}:{peer.name}"
+        if recall:
+            return await self._recall(
+                msg, doc.response_for, target, receipt, actor, now, status=status
+            )
         await self._store.write(
             functools.partial(
-                _store_status,
+                insert_inbound_status,
                 msg=msg,
                 status=status,
                 receipt_json=_receipt_json(receipt),

@@ -172,9 +172,23 @@ CREATE TABLE inbox (
 CREATE INDEX inbox_pending ON inbox (organ_id, message_id) WHERE acked_at IS NULL;
 """
 
+# A refused envelope must not hold the idempotency key: the sender's corrected resend of the same
+# (sender, DocumentId, business type) has to be received, not answered as a duplicate of the
+# refusal. Rows stored before v3 carry a unique "<type>:rejected:<id>" business type for that
+# reason; they get their real business type back here.
+_V3 = """
+DROP INDEX messages_idempotency;
+CREATE UNIQUE INDEX messages_idempotency
+    ON messages (direction, sender, document_id, business_type, kind)
+    WHERE kind = 'envelope' AND state <> 'rejected';
+UPDATE messages SET business_type = substr(business_type, 1, instr(business_type, ':') - 1)
+    WHERE state = 'rejected' AND business_type LIKE '%:rejected:%';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
+    Migration(3, "idempotency key over accepted envelopes only (not refusals)", _V3),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

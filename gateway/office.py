@@ -11,7 +11,9 @@ Operations and what they touch:
   against the credential, signs and stores one delivery per recipient).
 - UpdateStatus (02–06), AnswerRecall (15/16): a status packet built here from the stored inbound
   envelope (ResponseFor from its header, From = the reporting agency) → `IOutbound.submit_status`
-  to the document's sender.
+  to the document's sender. AnswerRecall 15 then marks the document `withdrawn`.
+- RecallDocument also marks the original outbound envelope `recalled`; the recipients' 15/16
+  answers join its history and show in GetSendStatus.
 - GetSendStatus, ReceiveDocuments, MarkReceived: the store's job functions.
 - ReceiveStatuses, MarkStatusesReceived: statuses of outbound envelopes, picked up once. The store
   has no pickup column for statuses, so a pickup is an audit row (`picked_up` on subject `status`)
@@ -105,34 +107,6 @@ def _max(element: etree._Element, default: int) -> int:
 # Reads the store module has no helper for; each runs inside Store.read() / Store.write().
 
 
-def _latest_outbound(conn: sqlite3.Connection, document_id: str) -> store.MessageRecord | None:
-    """The latest outbound envelope of a DocumentId, a new one (BussinessDocType 0) first."""
-    row = conn.execute(
-        "SELECT id FROM messages WHERE direction = 'out' AND kind = 'envelope'"
-        " AND document_id = ? ORDER BY business_type = '0' DESC, created_at DESC, rowid DESC"
-        " LIMIT 1",
-        (document_id,),
-    ).fetchone()
-    return store.get_message(conn, row[0]) if row else None
-
-
-def _inbound_for(
-    conn: sqlite3.Connection, organ_id: str, message_id: str | None, document_id: str | None
-) -> store.MessageRecord | None:
-    """The inbound envelope `organ_id` received, by message id or (latest) DocumentId."""
-    if message_id is not None:
-        where, key = "m.id = ?", message_id
-    else:
-        where, key = "m.document_id = ?", document_id or ""
-    row = conn.execute(
-        "SELECT m.id FROM messages m JOIN message_recipients r ON r.message_id = m.id"
-        f" WHERE {where} AND r.organ_id = ? AND m.direction = 'in' AND m.kind = 'envelope'"
-        " ORDER BY m.business_type = '0' DESC, m.arrived_at DESC, m.rowid DESC LIMIT 1",
-        (key, organ_id),
-    ).fetchone()
-    return store.get_message(conn, row[0]) if row else None
-
-
 @attrs.frozen
 class _SendStatus:
     message: store.MessageRecord
@@ -148,7 +122,7 @@ def _send_status(
         if message is None or message.direction != "out" or message.kind != "envelope":
             return None
     else:
-        message = _latest_outbound(conn, document_id or "")
+        message = store.latest_outbound(conn, document_id or "")
         if message is None:
             return None
     return _SendStatus(
@@ -502,7 +476,10 @@ class OfficeResource(Resource):
                 documents.append(
                     soap.InboundDocument(
                         message_id=message.id,
-                        kind=_KINDS.get(message.business_type, "new"),
+                        # A status in an inbox is a recall request (13) to answer.
+                        kind="revoke"
+                        if message.kind == "status"
+                        else _KINDS.get(message.business_type, "new"),
                         envelope=data,
                         verdict=_verdict(message.verdict_json),
                         arrived_at=arrived,
@@ -560,7 +537,7 @@ class OfficeResource(Resource):
         """Build the status packet `organ_id` reports about a document it received and queue
         it to the document's sender."""
         message = await self._store.read(
-            lambda c: _inbound_for(c, organ_id, message_id, document_id)
+            lambda c: store.inbound_for(c, organ_id, message_id, document_id)
         )
         if message is None:
             raise _not_found("such received document", "văn bản đến")
@@ -613,7 +590,7 @@ class OfficeResource(Resource):
     async def _op_RecallDocument(self, element: etree._Element, office: OfficeConfig) -> Any:
         document_id = _required(element, "DocumentId")
         reason = _text(element, "Reason") or ""
-        original = await self._store.read(lambda c: _latest_outbound(c, document_id))
+        original = await self._store.read(lambda c: store.latest_outbound(c, document_id))
         if original is None:
             raise _not_found("such sent document", "văn bản đã gửi")
         require_acts_for(office, original.sender)
@@ -630,6 +607,21 @@ class OfficeResource(Resource):
         )
         data = write(revoke)
         submitted = await self._outbound.submit_envelope(data, office)
+        # After the revoke is stored, not with it (it goes through IOutbound): should this fail,
+        # the office system's retry finds the stored revoke (idempotency key) and marks again.
+        now = self._now()
+        actor = "office:" + office.name
+        recalled = await self._store.write(
+            lambda c: store.mark_recalled(
+                c, original.id, now=now, actor=actor, detail={"revoke": submitted.message_id}
+            )
+        )
+        self.log.info(
+            "recall of {message_id} sent as {revoke_id}",
+            message_id=original.id,
+            revoke_id=submitted.message_id,
+            first_time=recalled,
+        )
         return soap.recall_document_response(submitted.message_id, _deliveries(submitted))
 
     async def _op_AnswerRecall(self, element: etree._Element, office: OfficeConfig) -> Any:
@@ -637,14 +629,33 @@ class OfficeResource(Resource):
         require_acts_for(office, organ_id)
         agree = _required(element, "Agree") in {"true", "1"}
         code = StatusCode.RECALL_AGREED if agree else StatusCode.RECALL_REFUSED
-        await self._report(
+        document_id = _required(element, "DocumentId")
+        submitted = await self._report(
             organ_id,
             None,
-            _required(element, "DocumentId"),
+            document_id,
             code,
             _text(element, "Reason") or "",
             None,
         )
+        if agree:
+            # The 15 is queued first: withdrawing a document whose sender never hears so
+            # would be worse than a 15 sent twice after a retry.
+            target = await self._store.read(
+                lambda c: store.inbound_for(c, organ_id, None, document_id)
+            )
+            if target is not None:
+                now = self._now()
+                actor = "office:" + office.name
+                await self._store.write(
+                    lambda c: store.withdraw_inbound(
+                        c,
+                        target.id,
+                        now=now,
+                        actor=actor,
+                        detail={"answer": submitted.message_id, "organ_id": organ_id},
+                    )
+                )
         return soap.answer_recall_response()
 
     async def _op_GetDirectory(self, element: etree._Element, office: OfficeConfig) -> Any:

@@ -7,7 +7,8 @@ for it (`Forbidden` otherwise), and every `To` must have a route (`UnknownRecipi
 whole submission before anything is stored). Then it is sealed with the agency's key and stored as
 signed: the blob committed first, then the message and its deliveries in one transaction. An
 office system that resends the same envelope (same From, DocumentId and business type) gets the
-first submission back; the store's idempotency key decides that, not a read before the write.
+first submission back: a read of the idempotency key before signing spares the resend its
+signature, and the store's unique key still decides a race between two concurrent submissions.
 
 Parsing, signing and blob I/O run in the injected thread pool; the reactor only awaits them.
 """
@@ -17,7 +18,6 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import json
-import sqlite3
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,9 +46,13 @@ from gateway.soap import FaultCode, GatewayFault
 from gateway.store import (
     NewDelivery,
     NewMessage,
+    OutboundReply,
     Store,
     deliveries_for,
+    document_rank,
     insert_outbound_message_with_deliveries,
+    note_duplicate,
+    outbound_by_key,
 )
 
 __all__ = ["Outbound", "Seal", "load_seal", "now_of", "verdict_json"]
@@ -104,15 +108,6 @@ def load_seal(organ_id: str, key_path: Path, cert_path: Path) -> Seal:
     key = load_pem_private_key(key_path.read_bytes(), password=None)
     chain = tuple(x509.load_pem_x509_certificates(cert_path.read_bytes()))
     return Seal(organ_id, key, chain)
-
-
-def _document_rank(conn: sqlite3.Connection, document_id: str) -> int:
-    # A status about a document travels at that document's priority (R9): urgent first.
-    row = conn.execute(
-        "SELECT max(priority) FROM messages WHERE document_id = ? AND kind = 'envelope'",
-        (document_id,),
-    ).fetchone()
-    return int(row[0]) if row and row[0] is not None else 0
 
 
 @implementer(IOutbound)
@@ -192,16 +187,39 @@ class Outbound:
         deliveries = [
             NewDelivery(organ, self._router.route_for(organ).name) for organ in recipients
         ]
+        h = doc.header
+        business_type = str(int(doc.business_type))
+        actor = f"office:{office.name}"
+        # A resend costs a read, not a signature; the store's key still settles a race.
+        first = await self._store.read(
+            functools.partial(
+                outbound_by_key,
+                sender=sender,
+                document_id=h.document_id,
+                business_type=business_type,
+            )
+        )
+        if first is not None:
+            await self._store.write(
+                functools.partial(
+                    note_duplicate, message_id=first, now=now, actor=actor, detail={"resent": True}
+                )
+            )
+            self.log.info(
+                "envelope resent by {office}: answered with {message_id}",
+                message_id=first,
+                office=office.name,
+            )
+            return await self._submitted(first)
         seal = await self.seal(sender)
         signed_ref = await self._in_pool(self._sign_and_keep, package, seal)
-        h = doc.header
         msg = NewMessage(
             id=str(uuid.uuid4()),
             direction="out",
             kind="envelope",
             sender=sender,
             document_id=h.document_id,
-            business_type=str(int(doc.business_type)),
+            business_type=business_type,
             blob=signed_ref,
             arrived_at=now,
             recipients=recipients,
@@ -212,7 +230,7 @@ class Outbound:
             subject=h.subject or None,
             verdict_json=verdict_json(report),
         )
-        submitted = await self._commit(msg, deliveries, now, actor=f"office:{office.name}")
+        submitted = await self._commit(msg, deliveries, now, actor=actor)
         self.log.info(
             "envelope {message_id} accepted from {sender} for {count} recipient(s)",
             message_id=submitted.message_id,
@@ -233,16 +251,18 @@ class Outbound:
 
     # --- statuses ---
 
-    async def submit_status(
+    async def prepare_status(
         self, packet: StatusPacket, recipient: str, *, priority: int | None = None
-    ) -> Submitted:
-        """Queue `packet` to `recipient`'s route. `priority` (0–4) defaults to that of the
-        document it reports on, as stored here."""
+    ) -> OutboundReply:
+        """The bytes of `packet` committed to a blob, and the message and delivery that will
+        carry it to `recipient`'s route, not yet stored: a caller stores it in the same write
+        job as what caused it (`store.insert_inbound_with_replies`, `store.accept_recall`).
+        `priority` (0–4) defaults to that of the document it reports on, as stored here."""
         route = self._router.route_for(recipient)
         now = self.now()
         if priority is None:
             priority = await self._store.read(
-                functools.partial(_document_rank, document_id=packet.document_id)
+                functools.partial(document_rank, document_id=packet.document_id)
             )
         ref = await self._in_pool(self._write_status, packet)
         about = packet.response_for
@@ -263,9 +283,14 @@ class Outbound:
                 {"kind": "status", "status": packet.status_code.value}, sort_keys=True
             ),
         )
-        submitted = await self._commit(
-            msg, [NewDelivery(recipient, route.name)], now, actor="gateway"
-        )
+        return OutboundReply(msg, (NewDelivery(recipient, route.name),))
+
+    async def submit_status(
+        self, packet: StatusPacket, recipient: str, *, priority: int | None = None
+    ) -> Submitted:
+        """Queue `packet` to `recipient`'s route (see `prepare_status`)."""
+        reply = await self.prepare_status(packet, recipient, priority=priority)
+        submitted = await self._commit(reply.message, reply.deliveries, self.now(), actor="gateway")
         self.log.info(
             "status {code} {message_id} queued for {recipient}",
             code=packet.status_code.value,
@@ -292,11 +317,12 @@ class Outbound:
                 actor=actor,
             )
         )
-        rows = await self._store.read(
-            functools.partial(deliveries_for, message_id=result.message_id)
-        )
+        return await self._submitted(result.message_id)
+
+    async def _submitted(self, message_id: str) -> Submitted:
+        rows = await self._store.read(functools.partial(deliveries_for, message_id=message_id))
         return Submitted(
-            message_id=result.message_id,
+            message_id=message_id,
             deliveries=tuple(
                 SubmittedDelivery(str(d.id), d.recipient, d.route, d.state) for d in rows
             ),

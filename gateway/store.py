@@ -55,28 +55,42 @@ __all__ = [
     "NewDelivery",
     "NewMessage",
     "NewStatus",
+    "OutboundReply",
+    "RecallOutcome",
     "StateConflict",
     "StatusRecord",
     "Store",
     "StoreClosed",
+    "accept_recall",
     "append_audit",
     "audit_hash",
     "claim_due_deliveries",
     "deliveries_for",
+    "document_rank",
     "get_message",
+    "inbound_for",
     "insert_inbound_message",
+    "insert_inbound_status",
+    "insert_inbound_with_replies",
     "insert_outbound_message_with_deliveries",
+    "latest_outbound",
     "latest_statuses",
     "mark_delivery_failed",
     "mark_delivery_retry",
     "mark_delivery_sent",
+    "mark_recalled",
     "mark_received",
+    "note_duplicate",
+    "outbound_by_key",
     "pending_inbox",
+    "received_from",
     "record_status",
     "requeue_interrupted",
+    "sent_to",
     "status_history",
     "utc_text",
     "verify_audit_chain",
+    "withdraw_inbound",
 ]
 
 T = TypeVar("T")
@@ -580,7 +594,7 @@ def _insert_message(
         " size, verdict_json, receipt_json, arrived_at, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (direction, sender, document_id, business_type, kind)"
-        " WHERE kind = 'envelope' DO NOTHING",
+        " WHERE kind = 'envelope' AND state <> 'rejected' DO NOTHING",
         (
             msg.id,
             msg.direction,
@@ -614,7 +628,7 @@ def _insert_message(
 def _first_of_key(conn: sqlite3.Connection, msg: NewMessage) -> InsertResult:
     row = conn.execute(
         "SELECT id, receipt_json FROM messages WHERE direction = ? AND sender = ?"
-        " AND document_id = ? AND business_type = ? AND kind = ?",
+        " AND document_id = ? AND business_type = ? AND kind = ? AND state <> 'rejected'",
         (msg.direction, msg.sender, msg.document_id, msg.business_type, msg.kind),
     ).fetchone()
     return InsertResult(row[0], True, row[1])
@@ -650,7 +664,8 @@ def insert_inbound_message(
             detail={"resent_as": msg.id, "blob_sha256": msg.blob.sha256},
         )
         return first
-    if state == "received" and msg.kind == "envelope":
+    if state == "received":
+        # A status packet has no recipients: it reaches an inbox only when named (a recall 13).
         pickers = msg.recipients if inbox_for is None else inbox_for
         conn.executemany(
             "INSERT INTO inbox (message_id, organ_id) VALUES (?, ?)",
@@ -739,6 +754,281 @@ def insert_outbound_message_with_deliveries(
         },
     )
     return InsertResult(msg.id, False, receipt_json)
+
+
+@attrs.frozen
+class OutboundReply:
+    """A status packet this node answers with (01, 02, 15): its message (blob already committed)
+    and its one delivery, stored in the same transaction as what it answers."""
+
+    message: NewMessage
+    deliveries: tuple[NewDelivery, ...]
+
+
+def _insert_replies(
+    conn: sqlite3.Connection, replies: Sequence[OutboundReply], *, now: dt.datetime, actor: str
+) -> None:
+    for reply in replies:
+        insert_outbound_message_with_deliveries(
+            conn, reply.message, reply.deliveries, receipt_json=None, now=now, actor=actor
+        )
+
+
+def insert_inbound_with_replies(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    replies: Sequence[OutboundReply],
+    *,
+    receipt_json: str | None,
+    now: dt.datetime,
+    actor: str,
+    state: str = "received",
+    inbox_for: Sequence[str] | None = None,
+) -> InsertResult:
+    """`insert_inbound_message`, and the automatic statuses it causes (01, or 02 for a refusal),
+    in one job: a crash can no longer keep the message and lose its answer. A resent envelope
+    (duplicate) queues no reply."""
+    result = insert_inbound_message(
+        conn, msg, receipt_json=receipt_json, now=now, actor=actor, state=state, inbox_for=inbox_for
+    )
+    if not result.duplicate:
+        _insert_replies(conn, replies, now=now, actor=actor)
+    return result
+
+
+def insert_inbound_status(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    status: NewStatus,
+    *,
+    receipt_json: str,
+    now: dt.datetime,
+    actor: str,
+) -> InsertResult:
+    """A status packet as a message (its bytes, its receipt) and as a line of the history of the
+    document it reports on, together: neither exists without the other."""
+    result = insert_inbound_message(conn, msg, receipt_json=receipt_json, now=now, actor=actor)
+    record_status(conn, status, now=now, actor=actor)
+    return result
+
+
+@attrs.frozen
+class RecallOutcome:
+    """What `accept_recall` did: `withdrawn` (the target left the inbox unseen, 15 queued) or
+    `handed_over` (the OrganIds whose office systems must answer), or nothing (a duplicate)."""
+
+    result: InsertResult
+    withdrawn: bool
+    handed_over: tuple[str, ...]
+
+
+def accept_recall(
+    conn: sqlite3.Connection,
+    msg: NewMessage,
+    *,
+    target_id: str,
+    agreed: Sequence[OutboundReply],
+    receipt_json: str,
+    now: dt.datetime,
+    actor: str,
+    status: NewStatus | None = None,
+) -> RecallOutcome:
+    """A recall (revoke envelope, or status 13 with its `status` line) of inbound `target_id`.
+
+    Decided inside the write transaction, so that a pickup cannot slip in between: if no office
+    system has acknowledged the target, it becomes `withdrawn` and the `agreed` answers (15) are
+    queued; otherwise the recall goes to the inboxes of the OrganIds that hold the target, and
+    their office systems answer (AnswerRecall). A target already withdrawn is answered 15 again.
+    """
+    target = conn.execute(
+        "SELECT state FROM messages WHERE id = ? AND direction = 'in'", (target_id,)
+    ).fetchone()
+    if target is None:
+        raise ValueError(f"no inbound message {target_id}")
+    picked = conn.execute(
+        "SELECT 1 FROM inbox WHERE message_id = ? AND acked_at IS NOT NULL LIMIT 1", (target_id,)
+    ).fetchone()
+    if target[0] == "withdrawn" or picked is None:
+        result = insert_inbound_message(
+            conn, msg, receipt_json=receipt_json, now=now, actor=actor, inbox_for=()
+        )
+        if result.duplicate:
+            return RecallOutcome(result, False, ())
+        if status is not None:
+            record_status(conn, status, now=now, actor=actor)
+        withdraw_inbound(conn, target_id, now=now, actor=actor, detail={"recall": msg.id})
+        _insert_replies(conn, agreed, now=now, actor=actor)
+        return RecallOutcome(result, True, ())
+    holders = tuple(
+        r[0]
+        for r in conn.execute(
+            "SELECT organ_id FROM inbox WHERE message_id = ? ORDER BY organ_id", (target_id,)
+        )
+    )
+    result = insert_inbound_message(
+        conn, msg, receipt_json=receipt_json, now=now, actor=actor, inbox_for=holders
+    )
+    if result.duplicate:
+        return RecallOutcome(result, False, ())
+    if status is not None:
+        record_status(conn, status, now=now, actor=actor)
+    return RecallOutcome(result, False, holders)
+
+
+def withdraw_inbound(
+    conn: sqlite3.Connection,
+    message_id: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """An inbound envelope recalled by its sender: `received | delivered → withdrawn`, which also
+    takes it out of every inbox. False when it was not in such a state (already withdrawn)."""
+    changed = conn.execute(
+        "UPDATE messages SET state = 'withdrawn' WHERE id = ? AND direction = 'in'"
+        " AND state IN ('received', 'delivered')",
+        (message_id,),
+    ).rowcount
+    if changed:
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="withdrawn",
+            subject_type="message",
+            subject_id=message_id,
+            detail=detail,
+        )
+    return bool(changed)
+
+
+def mark_recalled(
+    conn: sqlite3.Connection,
+    message_id: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    detail: Mapping[str, Any] | None = None,
+) -> bool:
+    """Our outbound envelope whose recall was sent: `accepted → recalled`. False when it was
+    already recalled (an office system repeating RecallDocument)."""
+    changed = conn.execute(
+        "UPDATE messages SET state = 'recalled' WHERE id = ? AND direction = 'out'"
+        " AND kind = 'envelope' AND state = 'accepted'",
+        (message_id,),
+    ).rowcount
+    if changed:
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="recalled",
+            subject_type="message",
+            subject_id=message_id,
+            detail=detail,
+        )
+    return bool(changed)
+
+
+def note_duplicate(
+    conn: sqlite3.Connection,
+    message_id: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    """A resubmission answered with the first message, found before any work was done."""
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action="duplicate",
+        subject_type="message",
+        subject_id=message_id,
+        detail=detail,
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Lookups (read jobs) for the pipelines and the faces
+
+
+def outbound_by_key(
+    conn: sqlite3.Connection, sender: str, document_id: str, business_type: str
+) -> str | None:
+    """The outbound envelope holding this idempotency key, if any."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'out' AND kind = 'envelope' AND sender = ?"
+        " AND document_id = ? AND business_type = ? AND state <> 'rejected'",
+        (sender, document_id, business_type),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def document_rank(conn: sqlite3.Connection, document_id: str) -> int:
+    """The priority of the envelopes of a DocumentId (the highest): a status about a document
+    travels at that document's priority (R9)."""
+    row = conn.execute(
+        "SELECT max(priority) FROM messages WHERE document_id = ? AND kind = 'envelope'",
+        (document_id,),
+    ).fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def sent_to(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
+    """Our outbound envelope `document_id` that went to `organ_id`: the document itself
+    (BussinessDocType 0) before a revoke or update of it, then the newest."""
+    row = conn.execute(
+        "SELECT m.id FROM messages m JOIN message_recipients r ON r.message_id = m.id"
+        " WHERE m.direction = 'out' AND m.kind = 'envelope' AND m.document_id = ?"
+        " AND r.organ_id = ?"
+        " ORDER BY m.business_type = '0' DESC, m.created_at DESC, m.rowid DESC LIMIT 1",
+        (document_id, organ_id),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def received_from(conn: sqlite3.Connection, document_id: str, organ_id: str) -> str | None:
+    """The envelope `document_id` that `organ_id` sent here and that we accepted: the document
+    itself (BussinessDocType 0) before a revoke or update of it, then the newest."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'in' AND kind = 'envelope'"
+        " AND document_id = ? AND sender = ? AND state <> 'rejected'"
+        " ORDER BY business_type = '0' DESC, created_at DESC, rowid DESC LIMIT 1",
+        (document_id, organ_id),
+    ).fetchone()
+    return str(row[0]) if row else None
+
+
+def latest_outbound(conn: sqlite3.Connection, document_id: str) -> MessageRecord | None:
+    """The latest outbound envelope of a DocumentId, a new one (BussinessDocType 0) first."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'out' AND kind = 'envelope'"
+        " AND document_id = ? ORDER BY business_type = '0' DESC, created_at DESC, rowid DESC"
+        " LIMIT 1",
+        (document_id,),
+    ).fetchone()
+    return get_message(conn, row[0]) if row else None
+
+
+def inbound_for(
+    conn: sqlite3.Connection, organ_id: str, message_id: str | None, document_id: str | None
+) -> MessageRecord | None:
+    """The inbound envelope `organ_id` received, by message id or (latest, a new one first)
+    DocumentId."""
+    if message_id is not None:
+        where, key = "m.id = ?", message_id
+    else:
+        where, key = "m.document_id = ?", document_id or ""
+    row = conn.execute(
+        "SELECT m.id FROM messages m JOIN message_recipients r ON r.message_id = m.id"
+        f" WHERE {where} AND r.organ_id = ? AND m.direction = 'in' AND m.kind = 'envelope'"
+        " ORDER BY m.business_type = '0' DESC, m.arrived_at DESC, m.rowid DESC LIMIT 1",
+        (key, organ_id),
+    ).fetchone()
+    return get_message(conn, row[0]) if row else None
 
 
 # ---------------------------------------------------------------------------------------------

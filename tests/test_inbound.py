@@ -6,6 +6,7 @@ an injected clock for every time."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -138,6 +139,7 @@ class InboundTests(TestCase):
         self.assertIs(fault.code, FaultCode.SIGNATURE_INVALID)
         [rejected] = await self.inbound_messages("rejected")
         self.assertEqual(rejected.sender, REMOTE_G22)
+        self.assertEqual(rejected.business_type, "0")  # its real one: v3 keys accepted rows only
         self.assertEqual(self.kit.blobs.read(rejected.blob_sha256), tampered)
         self.assertEqual(json.loads(rejected.verdict_json)["signature"]["state"], "invalid")
         self.assertEqual(await self.kit.read(st.pending_inbox, organ_ids=HOSTED, limit=10), [])
@@ -255,3 +257,39 @@ class InboundTests(TestCase):
         await self.inbound.accept(writer.write(packet), PEER)
         [status] = await self.kit.read(st.status_history, message_id=receipt.message_id)
         self.assertEqual((status.organ_id, status.code), (REMOTE_G22, "13"))
+
+    # --- atomic automatic statuses ---
+
+    def _break_deliveries(self) -> None:
+        """A real failure inside the write transaction: the next delivery row cannot be added."""
+        conn = sqlite3.connect(self.kit.store.path, isolation_level=None)
+        conn.execute(
+            "CREATE TRIGGER no_delivery BEFORE INSERT ON deliveries"
+            " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END"
+        )
+        conn.close()
+
+    def _mend_deliveries(self) -> None:
+        conn = sqlite3.connect(self.kit.store.path, isolation_level=None)
+        conn.execute("DROP TRIGGER no_delivery")
+        conn.close()
+
+    async def test_envelope_and_its_01_commit_together(self) -> None:
+        data = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23])
+        self._break_deliveries()
+        with self.assertRaises(sqlite3.IntegrityError):
+            await self.inbound.accept(data, PEER)
+        # No receipt, nothing kept: the sender retries, and then the 01 is not lost.
+        self.assertEqual((await self.kit.query("SELECT count(*) FROM messages"))[0][0], 0)
+        self._mend_deliveries()
+        receipt = await self.inbound.accept(data, PEER)
+        self.assertFalse(receipt.duplicate)
+        [(_, packet)] = await self.statuses_out()
+        self.assertIs(packet.status_code, StatusCode.ARRIVED)
+
+    async def test_refusal_and_its_02_commit_together(self) -> None:
+        self._break_deliveries()
+        fault = await self.refused(self.kit.envelope(REMOTE_G22, [HOSTED_H23]))
+        self.assertIs(fault.code, FaultCode.SIGNATURE_INVALID)
+        self.assertEqual(len(self.flushLoggedErrors(sqlite3.IntegrityError)), 1)
+        self.assertEqual(await self.inbound_messages("rejected"), [])

@@ -24,7 +24,9 @@ from edxml.codes import Priority, StatusCode
 from edxml.model import Envelope, StatusPacket
 from gateway import statuses
 from gateway import store as st
+from gateway.blobs import BlobRef
 from gateway.interfaces import IOutbound
+from gateway.outbound import Outbound, Seal
 from gateway.soap import FaultCode, GatewayFault
 
 
@@ -111,6 +113,34 @@ class OutboundTests(TestCase):
         self.assertEqual(await self.message_count(), 1)
         rows = await self.kit.query("SELECT count(*) FROM deliveries")
         self.assertEqual(rows[0][0], 2)
+
+    async def test_office_resend_costs_no_signature(self) -> None:
+        signed: list[int] = []
+
+        class Counting(Outbound):
+            def _sign_and_keep(self, package: bytes, seal: Seal) -> BlobRef:
+                signed.append(len(package))
+                return super()._sign_and_keep(package, seal)
+
+        kit = self.kit
+        outbound = Counting(
+            kit.config,
+            kit.store,
+            kit.blobs,
+            kit.router(),
+            clock=kit.clock,
+            pool=kit.pool,
+            reactor=kit.reactor,
+        )
+        data = kit.envelope(HOSTED_H23, [REMOTE_G22])
+        first = await outbound.submit_envelope(data, kit.office())
+        again = await outbound.submit_envelope(data, kit.office())
+        self.assertEqual(again, first)
+        self.assertEqual(len(signed), 1)
+        actions = await kit.query(
+            "SELECT action FROM audit WHERE subject_id = ? ORDER BY id", first.message_id
+        )
+        self.assertEqual([a for (a,) in actions], ["accepted", "duplicate"])
 
     async def test_unreadable_and_invalid_packages_get_typed_faults(self) -> None:
         fault = await self.fault_of(b"<edXML>not closed")

@@ -440,3 +440,114 @@ class ReadOnlyAndMigrationTests(SynchronousTestCase):
         apply_migrations(path)
         with self.assertRaisesRegex(MigrationError, "newer"):
             apply_migrations(path, MIGRATIONS[:1])
+
+
+class RefusalKeyTests(StoreTestCase):
+    def insert(self, msg: st.NewMessage, state: str = "received") -> Any:
+        return lambda c: st.insert_inbound_message(
+            c, msg, receipt_json="{}", now=T0, actor="exchange", state=state
+        )
+
+    async def test_refusals_hold_no_idempotency_key(self) -> None:
+        refused = envelope(8)
+        twice = attrs.evolve(refused, id=str(uuid.uuid4()))
+        good = attrs.evolve(refused, id=str(uuid.uuid4()))
+        for msg in (refused, twice):
+            result = await self.store.write(self.insert(msg, "rejected"))
+            self.assertEqual((result.message_id, result.duplicate), (msg.id, False))
+        first = await self.store.write(self.insert(good))
+        self.assertEqual((first.message_id, first.duplicate), (good.id, False))
+        resent = await self.store.write(self.insert(attrs.evolve(good, id=str(uuid.uuid4()))))
+        self.assertEqual((resent.message_id, resent.duplicate), (good.id, True))
+        rows = self.fresh().execute("SELECT business_type FROM messages").fetchall()
+        self.assertEqual(rows, [("0",)] * 3)
+
+    async def test_automatic_replies_commit_with_the_message_or_not_at_all(self) -> None:
+        msg = envelope(9)
+        reply = st.OutboundReply(
+            attrs.evolve(envelope(10, direction="out"), kind="status", business_type="01"),
+            (st.NewDelivery(SENDER, "peer"),),
+        )
+        clash = st.OutboundReply(attrs.evolve(reply.message, id=msg.id), reply.deliveries)
+
+        def job(replies: list[st.OutboundReply]) -> Any:
+            return lambda c: st.insert_inbound_with_replies(
+                c, msg, replies, receipt_json="{}", now=T0, actor="exchange"
+            )
+
+        with self.assertRaises(sqlite3.IntegrityError):
+            await self.store.write(job([reply, clash]))
+        conn = self.fresh()
+        self.assertEqual(conn.execute("SELECT count(*) FROM messages").fetchone()[0], 0)
+        result = await self.store.write(job([reply]))
+        self.assertFalse(result.duplicate)
+        kinds = conn.execute("SELECT direction, kind FROM messages ORDER BY rowid").fetchall()
+        self.assertEqual(kinds, [("in", "envelope"), ("out", "status")])
+        self.assertEqual(conn.execute("SELECT count(*) FROM deliveries").fetchone()[0], 1)
+
+    async def test_lookups_prefer_the_document_to_its_revoke(self) -> None:
+        original = envelope(11, direction="out", priority=2)
+        revoke = attrs.evolve(original, id=str(uuid.uuid4()), business_type="1", priority=0)
+        for msg in (original, revoke):
+            await self.store.write(
+                lambda c, m=msg: st.insert_outbound_message_with_deliveries(
+                    c, m, [], receipt_json=None, now=T0, actor="office"
+                )
+            )
+        doc = original.document_id
+        self.assertEqual(
+            await self.store.read(lambda c: st.sent_to(c, doc, RECIPIENTS[0])), original.id
+        )
+        self.assertIsNone(await self.store.read(lambda c: st.sent_to(c, doc, "000.00.00.G01")))
+        latest = await self.store.read(lambda c: st.latest_outbound(c, doc))
+        assert latest is not None
+        self.assertEqual(latest.id, original.id)
+        self.assertEqual(await self.store.read(lambda c: st.document_rank(c, doc)), 2)
+        self.assertEqual(
+            await self.store.read(lambda c: st.outbound_by_key(c, SENDER, doc, "1")), revoke.id
+        )
+        got = await self.store.write(
+            lambda c: st.mark_recalled(c, original.id, now=T0, actor="office")
+        )
+        self.assertTrue(got)
+        again = await self.store.write(
+            lambda c: st.mark_recalled(c, original.id, now=T0, actor="office")
+        )
+        self.assertFalse(again)
+
+
+class MigrationV3Tests(SynchronousTestCase):
+    def test_v3_moves_the_key_off_refusals_and_restores_their_business_type(self) -> None:
+        path = Path(self.mktemp() + ".db")
+        apply_migrations(path, MIGRATIONS[:2])
+        conn = sqlite3.connect(path, isolation_level=None)
+        msg = envelope(1)
+        for row_id, state, business in (
+            ("r1", "rejected", "0:rejected:r1"),
+            ("a1", "received", "0"),
+        ):
+            conn.execute(
+                "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
+                " state, blob_sha256, size, arrived_at, created_at)"
+                " VALUES (?, 'in', 'envelope', ?, ?, ?, ?, ?, 10, 'x', 'x')",
+                (row_id, msg.sender, msg.document_id, business, state, msg.blob.sha256),
+            )
+        conn.close()
+        report = apply_migrations(path)
+        self.assertEqual((report.from_version, report.to_version), (2, 3))
+        self.assertEqual(report.backup, path.with_name(path.name + ".pre-v3.bak"))
+        conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
+        rows = conn.execute("SELECT id, business_type FROM messages ORDER BY id").fetchall()
+        self.assertEqual(rows, [("a1", "0"), ("r1", "0")])
+        # Another refusal of the same key is stored; a twin of the accepted one is not.
+        conn.execute("BEGIN IMMEDIATE")
+        refused = attrs.evolve(msg, id="r2")
+        self.assertFalse(
+            st.insert_inbound_message(
+                conn, refused, receipt_json=None, now=T0, actor="t", state="rejected"
+            ).duplicate
+        )
+        twin = st.insert_inbound_message(conn, msg, receipt_json=None, now=T0, actor="t")
+        self.assertEqual((twin.message_id, twin.duplicate), ("a1", True))
+        conn.execute("COMMIT")
