@@ -217,9 +217,10 @@ def _entry(status: store.StatusRecord) -> soap.StatusEntry:
 
 
 def _verdict(verdict_json: str) -> soap.Verdict:
-    """The verdict summary of a stored inbound message. Keys read: `legal_validity`,
-    `signature_state`, and `finding_codes` (strings) or `findings` (objects with `code`);
-    anything missing or unknown reads as undetermined / unverifiable."""
+    """The verdict summary of a stored inbound message, from the stored `Report.to_json()`:
+    the envelope signature's state at `signature.state`, the finding codes at `findings[].code`.
+    Legal validity (R5) is the PDF signatures' verdict (issue #4): until it is stored as
+    `legal_validity`, it reads undetermined."""
     try:
         data = json.loads(verdict_json or "{}")
     except ValueError:
@@ -227,7 +228,8 @@ def _verdict(verdict_json: str) -> soap.Verdict:
     if not isinstance(data, dict):
         data = {}
     legal = data.get("legal_validity")
-    signature = data.get("signature_state")
+    sig = data.get("signature")
+    signature = data.get("signature_state") or (sig.get("state") if isinstance(sig, dict) else None)
     codes = data.get("finding_codes")
     if not isinstance(codes, list):
         findings = data.get("findings")

@@ -1054,13 +1054,20 @@ def claim_due_deliveries(
     """Mark up to `limit` due deliveries `sending` (attempts + 1), best first.
 
     Order: priority_rank DESC (Hỏa tốc first), due_at, id — the `deliveries_due` index.
+    Statuses about one document to one recipient leave one at a time, in the order they were
+    queued: the receiver keeps history in arrival order, and 03 must not overtake 01 (R10).
     """
     now_text = utc_text(now)
     rows = conn.execute(
         f"UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
-        f" WHERE id IN (SELECT id FROM deliveries"
-        f"  WHERE state IN ('queued', 'retry_wait') AND next_attempt_at <= ?"
-        f"  ORDER BY priority_rank DESC, due_at, id LIMIT ?)"
+        f" WHERE id IN (SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id"
+        f"  WHERE d.state IN ('queued', 'retry_wait') AND d.next_attempt_at <= ?"
+        f"  AND NOT (m.kind = 'status' AND EXISTS ("
+        f"   SELECT 1 FROM deliveries e JOIN messages n ON n.id = e.message_id"
+        f"   WHERE n.kind = 'status' AND n.document_id = m.document_id"
+        f"   AND e.recipient = d.recipient AND e.id < d.id"
+        f"   AND e.state IN ('queued', 'sending', 'retry_wait')))"
+        f"  ORDER BY d.priority_rank DESC, d.due_at, d.id LIMIT ?)"
         f" RETURNING {_DELIVERY_COLUMNS}",
         (now_text, now_text, limit),
     ).fetchall()

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import unittest
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -216,11 +215,6 @@ class ExchangeTests(TwoNodes):
         )
 
 
-@unittest.skip(
-    "product bug: gateway/office.py _verdict() reads 'signature_state' and 'legal_validity'"
-    " keys that outbound.verdict_json (Report.to_json) never writes; the state is at"
-    " ['signature']['state'], so every Verdict reads 'unverifiable'"
-)
 class VerdictTests(TwoNodes):
     def test_inbox_verdict_shows_the_valid_seal(self) -> None:
         """B checked H23's seal against the shared dev root: its office system must be told."""
@@ -233,14 +227,6 @@ class VerdictTests(TwoNodes):
         self.assertIn("RevocationNotChecked", inbox[0].Verdict.FindingCode)
 
 
-@unittest.skip(
-    "product bug (a race, so without the fix this fails only sometimes): status deliveries of"
-    " one document to one peer are dispatched concurrently, so 03 can reach the sender's node"
-    " before 01 (or 06 before 03) and GetSendStatus history (ordered by arrival, statuses.id)"
-    " shows e.g. 03, 01, 06;"
-    " fix in gateway/store.py claim_due_deliveries: do not claim a status delivery while an"
-    " earlier status delivery for the same document_id and recipient is queued/sending/retry_wait"
-)
 class StatusOrderTests(TwoNodes):
     def test_statuses_reported_back_to_back_keep_their_order(self) -> None:
         """B's office reports 03 and 06 the moment each document arrives (while B's automatic 01

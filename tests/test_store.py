@@ -247,6 +247,59 @@ class MessageTests(StoreTestCase):
         self.assertEqual(states[0].sent_at, "2024-05-06T01:02:03.000000Z")
         self.assertEqual(st.verify_audit_chain(self.fresh()), [])
 
+    async def test_statuses_of_one_document_leave_one_at_a_time(self) -> None:
+        """01 then 03 then 06 to the same sender: the next leaves only once the one before is
+        sent (or finally failed), so the sender's history keeps their order (R10)."""
+        queued = []
+        for n, code in enumerate(("01", "03", "06")):
+            msg = attrs.evolve(
+                envelope(7, direction="out"),
+                kind="status",
+                business_type=code,
+                blob=BlobRef(hashlib.sha256(code.encode()).hexdigest(), 10),
+                recipients=(SENDER,),
+            )
+            queued.append(msg.id)
+            await self.store.write(
+                lambda c, m=msg, d=T0 + dt.timedelta(seconds=n): (
+                    st.insert_outbound_message_with_deliveries(
+                        c,
+                        m,
+                        [st.NewDelivery(SENDER, "peer")],
+                        receipt_json=None,
+                        now=T0,
+                        actor="inbound",
+                        due_at=d,
+                    )
+                )
+            )
+        other = attrs.evolve(
+            envelope(8, direction="out"), kind="status", business_type="01", recipients=(SENDER,)
+        )
+        await self.store.write(
+            lambda c: st.insert_outbound_message_with_deliveries(
+                c,
+                other,
+                [st.NewDelivery(SENDER, "peer")],
+                receipt_json=None,
+                now=T0,
+                actor="inbound",
+            )
+        )
+        order = []
+        for _ in range(3):
+            claimed = await self.store.write(lambda c: st.claim_due_deliveries(c, now=T0, limit=10))
+            ours = [d for d in claimed if d.message_id in queued]
+            self.assertEqual(len(ours), 1)  # never two statuses of one document in flight
+            order.append(ours[0].message_id)
+            await self.store.write(
+                lambda c, i=ours[0].id: st.mark_delivery_sent(c, i, now=T0, receipt_json=None)
+            )
+        self.assertEqual(order, queued)
+        # Another document's status was never held back.
+        states = await self.store.read(lambda c: st.deliveries_for(c, other.id))
+        self.assertNotEqual(states[0].state, "queued")
+
     async def test_statuses_history_and_latest(self) -> None:
         msg = envelope(5, direction="out")
         await self.store.write(
