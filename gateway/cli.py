@@ -135,14 +135,9 @@ def init(config_path: Path, ca_dir: Path | None, as_json: bool) -> None:
 
 def _open_store(config_path: Path) -> tuple[Any, Any]:
     """The configuration and a read-only connection to its store (read commands never write)."""
-    from gateway import config as configuration
     from gateway.store import Store
 
-    try:
-        conf = configuration.load(config_path, check_files=False)
-    except configuration.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EX_CONFIG)
+    conf = _load_config(config_path, check_files=False)
     if not conf.node.db_path.exists():
         click.echo(f"no store at {conf.node.db_path}: has the node run yet?", err=True)
         sys.exit(EX_NOINPUT)
@@ -174,13 +169,7 @@ def run(config_path: Path) -> None:
     """Run the node in the foreground until SIGTERM/SIGINT (systemd Type=simple).
 
     Logs go to stderr: text on a terminal, one JSON object per line otherwise."""
-    from gateway import config as configuration
-
-    try:
-        conf = configuration.load(config_path)
-    except configuration.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EX_CONFIG)
+    conf = _load_config(config_path)
     from twisted.internet import defer, reactor
     from twisted.logger import (
         globalLogBeginner,
@@ -306,13 +295,7 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
 
 
 def _office_token(config_path: Path, office_name: str | None) -> tuple[Any, str]:
-    from gateway import config as configuration
-
-    try:
-        conf = configuration.load(config_path)
-    except configuration.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EX_CONFIG)
+    conf = _load_config(config_path)
     offices = [o for o in conf.offices if office_name in (None, o.name) and o.token is not None]
     if len(offices) != 1:
         click.echo("name one office credential with a token (--office NAME)", err=True)
@@ -478,6 +461,17 @@ def audit_verify(config_path: Path, as_json: bool) -> None:
 
     _emit(payload, as_json, human)
     sys.exit(EX_OK if not problems else EX_DATAERR)
+
+
+def _load_config(config_path: Path, *, check_files: bool = True) -> Any:
+    """The configuration, or every problem in it on stderr and exit 78 (EX_CONFIG)."""
+    from gateway import config as configuration
+
+    try:
+        return configuration.load(config_path, check_files=check_files)
+    except configuration.ConfigError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(EX_CONFIG)
 
 
 def _print_report(r: dict[str, Any]) -> None:
