@@ -193,22 +193,34 @@ class Dispatcher:
         else:
             self._schedule(self._interval)
 
-    def _free(self) -> int:
+    def _free(self) -> dict[str, int]:
+        """Free sending slots per known route."""
         busy: dict[str, int] = {}
         for route in self._inflight_routes.values():
             busy[route] = busy.get(route, 0) + 1
-        return sum(max(0, limit - busy.get(name, 0)) for name, limit in self._limits.items())
+        return {name: max(0, limit - busy.get(name, 0)) for name, limit in self._limits.items()}
 
     async def pump(self) -> list[Deferred[None]]:
-        """Claim as many due deliveries as there are free slots and start sending them; the
-        returned Deferreds fire when each is marked. The loop calls this; so may tests."""
-        free = self._free()
-        if free <= 0 or not self._transports:
+        """Claim, route by route, as many due deliveries as that route has free slots, and start
+        sending them; the returned Deferreds fire when each is marked. The loop calls this; so
+        may tests. Deliveries naming a route this node does not know are claimed one at a time,
+        to be marked failed."""
+        free = {name: n for name, n in self._free().items() if n > 0}
+        if not free or not self._transports:
             return []
         now = self.now()
+        known = tuple(self._limits)
 
         def claim(conn: sqlite3.Connection) -> list[tuple[DeliveryRecord, MessageRecord | None]]:
-            claimed = claim_due_deliveries(conn, now=now, limit=free, actor=ACTOR)
+            claimed = [
+                d
+                for name, n in free.items()
+                for d in claim_due_deliveries(conn, now=now, limit=n, actor=ACTOR, route=name)
+            ]
+            claimed += claim_due_deliveries(
+                conn, now=now, limit=1, actor=ACTOR, exclude_routes=known
+            )
+            claimed.sort(key=lambda d: (-d.priority_rank, d.due_at, d.id))
             return [(d, get_message(conn, d.message_id)) for d in claimed]
 
         claimed = await self._store.write(claim)

@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 from urllib.parse import urlunsplit
 
+import attrs
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
@@ -102,6 +103,8 @@ class ExchangeResource(Resource):
         )
         self._names = {normal_fingerprint(k): v for k, v in (peer_names or {}).items()}
         self._limits = limits
+        # The SOAP request carries the package as base64 inside framing: its own, larger cap.
+        self._request_limits = attrs.evolve(limits, max_bytes=soap.request_limit(limits.max_bytes))
         self._address = address
         self._reactor = reactor
 
@@ -173,7 +176,7 @@ class ExchangeResource(Resource):
         )
 
     def _body(self, request: Request) -> bytes:
-        cap = self._limits.max_bytes
+        cap = self._request_limits.max_bytes
         seen = getattr(request, "body_seen", None)
         declared = _header(request, b"content-length")
         too_big = seen is not None and seen > cap
@@ -197,12 +200,19 @@ class ExchangeResource(Resource):
     def _decode(
         self, body: bytes, content_type: str | None, action: str | None
     ) -> tuple[SoapVersion, bytes]:
-        parsed = soap.parse_request(body, content_type, action, limits=self._limits)
+        parsed = soap.parse_request(body, content_type, action, limits=self._request_limits)
         soap.validate(parsed.body_element, Face.EXCHANGE)
         package = soap.child(parsed.body_element, "Package")
         if package is None:  # validate() makes this unreachable; kept for the type checker
             raise soap.bad_request("Deliver without Package", "Deliver thiếu Package", "/Deliver")
-        return parsed.version, soap.decode_base64(package)
+        data = soap.decode_base64(package)
+        if len(data) > self._limits.max_bytes:
+            raise GatewayFault(
+                FaultCode.TOO_LARGE,
+                f"the package of {len(data)} bytes exceeds the limit of {self._limits.max_bytes}",
+                f"Gói tin {len(data)} byte vượt quá giới hạn {self._limits.max_bytes} byte",
+            )
+        return parsed.version, data
 
     async def _run(
         self, fn: Callable[..., tuple[SoapVersion, bytes]], *args: Any

@@ -70,7 +70,6 @@ __all__ = ["OfficeResource"]
 DEFAULT_INBOX_MAX: Final = 10
 DEFAULT_STATUS_MAX: Final = 100
 # Room for the SOAP framing around a base64 envelope (4/3 of its size).
-_FRAMING_BYTES: Final = 64 * 1024
 
 _KINDS: Final = {"0": "new", "1": "revoke", "2": "update", "3": "replace"}
 _LEGAL: Final = frozenset({"valid", "invalid", "undetermined"})
@@ -322,7 +321,7 @@ class OfficeResource(Resource):
         self._auth = Authenticator(config, clock=reactor)
         limits = config.limits
         self._envelope_limits = limits.xml_limits()
-        self._max_request = limits.max_envelope_bytes * 4 // 3 + _FRAMING_BYTES
+        self._max_request = soap.request_limit(limits.max_envelope_bytes)
         self._request_limits = Limits(
             max_bytes=self._max_request,
             max_depth=limits.max_depth,

@@ -27,6 +27,7 @@ from gateway.interfaces import IOutbound, ITransport
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
 from gateway.router import Router
+from gateway.soap import request_limit
 from gateway.store import Store
 from gateway.tls import TlsMaterial, server_options
 from gateway.transports import LocalTransport, SoapTransport
@@ -90,7 +91,7 @@ class Node:
             address=node.exchange_url,
             reactor=reactor,
         )
-        max_body = config.limits.max_envelope_bytes * 4 // 3 + 65536
+        max_body = request_limit(config.limits.max_envelope_bytes)
         site = exchange_site(exchange, max_body=max_body)
         tls_factory = TLSMemoryBIOFactory(server_options(tls_material(config)), False, site)
         self.ports["exchange"] = await endpoints.serverFromString(

@@ -585,6 +585,14 @@ def fault_response(version: SoapVersion, error: GatewayFault, face: Face) -> Soa
 # --------------------------------------------------------------------------------- values
 
 
+FRAMING_BYTES = 64 * 1024  # SOAP envelope, operation element and other fields around the payload
+
+
+def request_limit(payload_bytes: int) -> int:
+    """The largest SOAP request that can carry a payload of `payload_bytes` as base64."""
+    return payload_bytes * 4 // 3 + FRAMING_BYTES
+
+
 def format_time(value: dt.datetime) -> str:
     """xs:dateTime in Vietnam time with its offset, e.g. 2026-11-25T09:30:00+07:00."""
     if value.tzinfo is None:

@@ -1049,7 +1049,13 @@ def deliveries_for(conn: sqlite3.Connection, message_id: str) -> list[DeliveryRe
 
 
 def claim_due_deliveries(
-    conn: sqlite3.Connection, *, now: dt.datetime, limit: int, actor: str = "dispatcher"
+    conn: sqlite3.Connection,
+    *,
+    now: dt.datetime,
+    limit: int,
+    actor: str = "dispatcher",
+    route: str | None = None,
+    exclude_routes: Sequence[str] = (),
 ) -> list[DeliveryRecord]:
     """Mark up to `limit` due deliveries `sending` (attempts + 1), best first.
 
@@ -1058,10 +1064,18 @@ def claim_due_deliveries(
     queued: the receiver keeps history in arrival order, and 03 must not overtake 01 (R10).
     """
     now_text = utc_text(now)
+    # One route's free slots are claimed for that route only: an idle route must not let a busy
+    # one claim more than it can send (claimed rows would wait, counted as attempts, unstoppable).
+    where_route, route_args = "", []
+    if route is not None:
+        where_route, route_args = " AND d.route = ?", [route]
+    elif exclude_routes:
+        where_route = f" AND d.route NOT IN ({_placeholders(exclude_routes)})"
+        route_args = list(exclude_routes)
     rows = conn.execute(
         f"UPDATE deliveries SET state = 'sending', attempts = attempts + 1, updated_at = ?"
         f" WHERE id IN (SELECT d.id FROM deliveries d JOIN messages m ON m.id = d.message_id"
-        f"  WHERE d.state IN ('queued', 'retry_wait') AND d.next_attempt_at <= ?"
+        f"  WHERE d.state IN ('queued', 'retry_wait') AND d.next_attempt_at <= ?{where_route}"
         f"  AND NOT (m.kind = 'status' AND EXISTS ("
         f"   SELECT 1 FROM deliveries e JOIN messages n ON n.id = e.message_id"
         f"   WHERE n.kind = 'status' AND n.document_id = m.document_id"
@@ -1069,7 +1083,7 @@ def claim_due_deliveries(
         f"   AND e.state IN ('queued', 'sending', 'retry_wait')))"
         f"  ORDER BY d.priority_rank DESC, d.due_at, d.id LIMIT ?)"
         f" RETURNING {_DELIVERY_COLUMNS}",
-        (now_text, now_text, limit),
+        (now_text, now_text, *route_args, limit),
     ).fetchall()
     # RETURNING gives no order guarantee; the dispatcher relies on this one.
     claimed = sorted(

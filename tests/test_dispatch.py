@@ -147,15 +147,22 @@ class DispatcherTests(TestCase):
         retry: RetryConfig | None = None,
         random: Callable[[], float] = lambda: 0.5,
         concurrency: int = 4,
+        idle_route: bool = False,
     ) -> Dispatcher:
+        transports = {"peer": transport}
+        limits = {"peer": concurrency}
+        if idle_route:
+            # A second route with nothing to send: its free slots are not the busy route's.
+            transports["local"] = ScriptedTransport()
+            limits["local"] = 4
         return Dispatcher(
             self.store,
             self.blobs,
-            {"peer": transport},
+            transports,
             retry or RetryConfig(),
             reactor=reactor,
             random=random,
-            concurrency={"peer": concurrency},
+            concurrency=limits,
             clock=self.clock,
             stop_grace=10.0,
         )
@@ -250,7 +257,7 @@ class DispatcherTests(TestCase):
     async def test_route_concurrency_is_never_exceeded(self) -> None:
         gates: list[defer.Deferred[None]] = [defer.Deferred() for _ in range(6)]
         transport = ScriptedTransport(*gates)
-        dispatcher = self.dispatcher(transport, concurrency=2)
+        dispatcher = self.dispatcher(transport, concurrency=2, idle_route=True)
         await self.queue(6)
         first = await dispatcher.pump()
         self.assertEqual(len(first), 2)

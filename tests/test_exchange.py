@@ -20,7 +20,7 @@ from edxml.xmlsafe import Limits
 from gateway import devpki
 from gateway.exchange import ExchangeResource, exchange_site
 from gateway.interfaces import IInbound, Peer
-from gateway.soap import EXCHANGE_NS, Receipt
+from gateway.soap import EXCHANGE_NS, Receipt, request_limit
 from gateway.tls import TlsMaterial, server_options
 
 AGENCIES = {"000.00.00.H23": "UBND tỉnh Hà Nam"}
@@ -64,7 +64,8 @@ class ExchangeFaceTests(TestCase):
         endpoint = endpoints.SSL4ServerEndpoint(
             reactor, 0, server_options(tls), interface="127.0.0.1"
         )
-        port: Any = await endpoint.listen(exchange_site(resource, max_body=max_bytes))
+        site = exchange_site(resource, max_body=request_limit(max_bytes))  # as the service does
+        port: Any = await endpoint.listen(site)
         self.addCleanup(port.stopListening)
         return f"https://localhost:{port.getHost().port}/exchange"
 
@@ -135,6 +136,16 @@ class ExchangeFaceTests(TestCase):
         url = await self.serve(max_bytes=4000)
         self.assertEqual(await self.fault_code(url, b"x" * 5000), "TooLarge")
         self.assertEqual(self.inbound.received, [])
+        # The limit is on the package: its base64 in a SOAP request is a third larger.
+        huge = await self.serve(max_bytes=4000)
+        self.assertEqual(await self.fault_code(huge, b"x" * 200_000), "TooLarge")
+        self.assertEqual(self.inbound.received, [])
+
+    async def test_package_just_under_the_limit_is_accepted(self) -> None:
+        url = await self.serve(max_bytes=100_000)
+        package = b"<edXML/>" + b" " * 99_000
+        await self.zeep_deliver(url, package)
+        self.assertEqual([p for p, _ in self.inbound.received], [package])
 
     async def test_unexpected_error_is_unavailable(self) -> None:
         url = await self.serve()
