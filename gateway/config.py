@@ -272,6 +272,9 @@ class RouteConfig:
     weak_algorithms: WeakPolicy = WeakPolicy.WARN
     max_concurrency: int = 4
     timeout: float = 60.0  # seconds for one delivery attempt
+    # SHA-256 of the peer node's TLS certificate(s): when any route names some, the exchange
+    # face accepts only those nodes, not everyone whose certificate chains to tls_ca.
+    peer_fingerprints: tuple[str, ...] = ()
 
     @property
     def organ_ids(self) -> tuple[str, ...]:
@@ -388,6 +391,12 @@ class Config:
             if office.token is not None and office.token.matches(token):
                 found = office
         return found
+
+    def known_peers(self) -> tuple[frozenset[str] | None, dict[str, str]]:
+        """Fingerprints the exchange face accepts (None: any node under tls_ca), and the route
+        name each one belongs to, for the audit trail."""
+        names = {fp: r.name for r in self.routes for fp in r.peer_fingerprints}
+        return (frozenset(names) if names else None), names
 
     def office_for_fingerprint(self, fingerprint: str) -> OfficeConfig | None:
         wanted = _normal_fingerprint(fingerprint)
@@ -601,6 +610,7 @@ _ROUTE_KEYS = (
     "weak_algorithms",
     "max_concurrency",
     "timeout",
+    "peer_fingerprints",
 )
 _TRUST_KEYS = ("roots", "intermediates", "crls", "weak_algorithms")
 _CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays")
@@ -1088,6 +1098,18 @@ class _Loader:
             "a duration such as 30s or 2m",
             "thời lượng như 30s hoặc 2m",
         )
+        peers: list[str] = []
+        for raw in _split_list(s.text("peer_fingerprints") or ""):
+            value = _normal_fingerprint(raw)
+            if _FINGERPRINT.match(value):
+                peers.append(value)
+            else:
+                s.problem(
+                    "peer_fingerprints",
+                    _shown(raw),
+                    "SHA-256 fingerprints of the peer's TLS certificate: 64 hex digits each",
+                    "dấu vân tay SHA-256 của chứng thư TLS của nút đối tác: mỗi cái 64 chữ số hex",
+                )
         if transport is None or (not patterns and transport is not Transport.LOCAL):
             return None
         return RouteConfig(
@@ -1100,6 +1122,7 @@ class _Loader:
             weak,
             concurrency,
             timeout,
+            tuple(peers),
         )
 
     def cross_checks(

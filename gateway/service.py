@@ -84,9 +84,11 @@ class Node:
             interval=1.0,
         )
         await self.dispatcher.start()
+        known, peer_names = config.known_peers()
         exchange = ExchangeResource(
             inbound,
-            known_fingerprints=None,
+            known_fingerprints=known,
+            peer_names=peer_names,
             limits=config.limits.xml_limits(),
             address=node.exchange_url,
             reactor=reactor,

@@ -525,3 +525,31 @@ class RouteTests(SynchronousTestCase):
         self.assertEqual(province.require_envelope_signature, SignaturePolicy.OPTIONAL)
         # Without its own tls_*, a soap route presents the node's certificate.
         self.assertEqual(province.tls, config.node.tls)
+
+
+class PeerPinningTests(SynchronousTestCase):
+    def test_peer_fingerprints_pin_the_exchange_face_to_known_nodes(self) -> None:
+        base = make_dir(self)
+        fp = "AB:" * 31 + "CD"
+        text = BASE + (
+            "\n[route:province]\ntransport = soap\nurl = https://p.example/x\n"
+            f"organ_ids = *.H40\npeer_fingerprints = {fp}\n"
+        )
+        config = load(write(base, text))
+        known, names = config.known_peers()
+        normal = fp.replace(":", "").lower()
+        self.assertEqual(known, frozenset({normal}))
+        self.assertEqual(names, {normal: "province"})
+
+    def test_without_pins_any_node_under_tls_ca_is_accepted(self) -> None:
+        config = load(write(make_dir(self), BASE))
+        self.assertEqual(config.known_peers(), (None, {}))
+
+    def test_a_bad_fingerprint_is_a_problem(self) -> None:
+        base = make_dir(self)
+        text = BASE + (
+            "\n[route:province]\ntransport = soap\nurl = https://p.example/x\n"
+            "organ_ids = *.H40\npeer_fingerprints = not-a-fingerprint\n"
+        )
+        problems = problems_of(self, write(base, text))
+        self.assertIn(("route:province", "peer_fingerprints"), where(problems))
