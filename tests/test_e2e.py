@@ -252,3 +252,42 @@ class StatusOrderTests(TwoNodes):
         poll("every document at B", arrived, timeout=20, every=0.02)
         for message_id in sent:
             self.assertEqual(self.history_at_a(office_a, message_id, 3), ["01", "03", "06"])
+
+
+class RecallTests(TwoNodes):
+    def test_recall_before_and_after_pickup(self) -> None:
+        """R14 between two nodes. Not yet picked up at B: B withdraws it and answers 15 by itself.
+        Already picked up: B's office gets the revoke and its answer (16 here) reaches A."""
+        office_a, office_b = self.client(self.a), self.client(self.b)
+        early = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "701")).MessageId
+        late = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "702")).MessageId
+        self.history_at_a(office_a, early, 1)  # both arrived: their 01 came back
+        self.history_at_a(office_a, late, 1)
+        [picked] = [
+            d
+            for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=10)
+            if d.DocumentId == document_id(H23, "702")
+        ]
+        office_b.service.MarkReceived(MessageId=[picked.MessageId])
+
+        office_a.service.RecallDocument(DocumentId=document_id(H23, "701"), Reason="Gửi nhầm")
+        self.assertEqual(self.history_at_a(office_a, early, 2), ["01", "15"])
+        inbox = office_b.service.ReceiveDocuments(OrganId=H40, Max=10)
+        self.assertNotIn(document_id(H23, "701"), [d.DocumentId for d in inbox])
+
+        office_a.service.RecallDocument(DocumentId=document_id(H23, "702"), Reason="Sai số")
+        revoke = poll(
+            "the revoke in B's inbox",
+            lambda: [
+                d
+                for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=10)
+                if d.Kind == "revoke"
+            ],
+            timeout=20,
+        )[0]
+        self.assertEqual(revoke.DocumentId, document_id(H23, "702"))
+        office_b.service.AnswerRecall(
+            DocumentId=document_id(H23, "702"), OrganId=H40, Agree=False, Reason="Đã xử lý"
+        )
+        self.assertEqual(self.history_at_a(office_a, late, 2), ["01", "16"])
+        self.assertAuditIntact(self.a, self.b)
