@@ -102,8 +102,17 @@ class Node:
         office = OfficeResource(
             config, self.store, blobs, _Poking(outbound, self.dispatcher), reactor=reactor
         )
+        office_factory: Any = Site(office)
+        if node.office_tls is not None:
+            # Office systems may present a client certificate (client_cert_fingerprint
+            # credentials); it is verified against office_tls_ca when offered.
+            office_factory = TLSMemoryBIOFactory(
+                server_options(tls_material(config, node.office_tls), require_client=False),
+                False,
+                office_factory,
+            )
         self.ports["office"] = await endpoints.serverFromString(reactor, node.office_listen).listen(
-            Site(office)
+            office_factory
         )
         self.log.info(
             "node {name} serving office {office} and exchange {exchange}",

@@ -58,16 +58,19 @@ class TlsMaterial:
         ]
 
 
-def server_options(material: TlsMaterial) -> ssl.CertificateOptions:
-    """For the exchange face: a client certificate chaining to our roots is required."""
+def server_options(material: TlsMaterial, *, require_client: bool = True) -> ssl.CertificateOptions:
+    """Server side. The exchange face requires a client certificate chaining to our roots; the
+    office face (`require_client=False`) verifies one when offered, since tokens also work, and
+    asks for none when no roots are configured."""
     private = material._private()
+    trusted = [c.original for c in material._trusted()]
     return ssl.CertificateOptions(
         privateKey=private.privateKey.original,
         certificate=private.original,
         extraCertChain=material._extra_chain(),
-        verify=True,
-        caCerts=[c.original for c in material._trusted()],
-        requireCertificate=True,
+        verify=bool(trusted) or require_client,
+        caCerts=trusted or None,
+        requireCertificate=require_client,
     )
 
 
