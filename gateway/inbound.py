@@ -601,7 +601,7 @@ class Inbound:
             return await self._recall(
                 msg, doc.response_for, target, receipt, actor, now, status=status
             )
-        await self._store.write(
+        result = await self._store.write(
             functools.partial(
                 insert_inbound_status,
                 msg=msg,
@@ -611,6 +611,8 @@ class Inbound:
                 actor=actor,
             )
         )
+        if result.duplicate:
+            return _receipt_from_json(result.receipt_json, result.message_id, duplicate=True)
         self.log.info(
             "status {code} from {reporter} recorded on {target}",
             code=doc.status_code.value,

@@ -185,10 +185,18 @@ UPDATE messages SET business_type = substr(business_type, 1, instr(business_type
     WHERE state = 'rejected' AND business_type LIKE '%:rejected:%';
 """
 
+# A status packet resent by a peer that never saw our receipt (a crash, a timeout) carries the
+# very same bytes: it is the same report and must not add a second line to the history.
+_V4 = """
+CREATE UNIQUE INDEX messages_status_bytes
+    ON messages (sender, blob_sha256) WHERE kind = 'status' AND direction = 'in';
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
     Migration(3, "idempotency key over accepted envelopes only (not refusals)", _V3),
+    Migration(4, "an inbound status packet is stored once per exact bytes", _V4),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

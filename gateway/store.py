@@ -806,7 +806,24 @@ def insert_inbound_status(
     actor: str,
 ) -> InsertResult:
     """A status packet as a message (its bytes, its receipt) and as a line of the history of the
-    document it reports on, together: neither exists without the other."""
+    document it reports on, together: neither exists without the other. The same bytes again
+    from the same sender are a resend: the first receipt, and no second history line."""
+    first = conn.execute(
+        "SELECT id, receipt_json FROM messages WHERE kind = 'status' AND direction = 'in'"
+        " AND sender = ? AND blob_sha256 = ?",
+        (msg.sender, msg.blob.sha256),
+    ).fetchone()
+    if first is not None:
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="duplicate",
+            subject_type="message",
+            subject_id=first[0],
+            detail={"resent_as": msg.id},
+        )
+        return InsertResult(message_id=first[0], duplicate=True, receipt_json=first[1])
     result = insert_inbound_message(conn, msg, receipt_json=receipt_json, now=now, actor=actor)
     record_status(conn, status, now=now, actor=actor)
     return result

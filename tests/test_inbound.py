@@ -231,6 +231,24 @@ class InboundTests(TestCase):
         self.assertEqual((msg.kind, msg.direction), ("status", "in"))
         self.assertEqual(status.blob_sha256, msg.blob_sha256)
 
+    async def test_a_resent_status_is_acknowledged_once(self) -> None:
+        """A peer that lost our receipt resends the same bytes: same receipt, one history line."""
+        message_id, doc = await self._sent_document()
+        packet = writer.write(
+            statuses.from_office(
+                statuses.response_for(doc),
+                Organization(organ_id=REMOTE_G22, organ_name="Văn phòng Chính phủ"),
+                StatusCode.DONE,
+                at=self.kit.now(),
+            )
+        )
+        first = await self.inbound.accept(packet, PEER)
+        again = await self.inbound.accept(packet, PEER)
+        self.assertTrue(again.duplicate)
+        self.assertEqual((again.message_id, again.receipt_id), (first.message_id, first.receipt_id))
+        history = await self.kit.read(st.status_history, message_id=message_id)
+        self.assertEqual([h.code for h in history], ["06"])
+
     async def test_status_from_an_agency_we_did_not_send_to_is_refused(self) -> None:
         message_id, doc = await self._sent_document()
         packet = statuses.from_office(

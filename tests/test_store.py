@@ -587,7 +587,7 @@ class MigrationV3Tests(SynchronousTestCase):
             )
         conn.close()
         report = apply_migrations(path)
-        self.assertEqual((report.from_version, report.to_version), (2, 3))
+        self.assertEqual((report.from_version, report.to_version), (2, CURRENT_VERSION))
         self.assertEqual(report.backup, path.with_name(path.name + ".pre-v3.bak"))
         conn = sqlite3.connect(path, isolation_level=None)
         self.addCleanup(conn.close)
@@ -604,3 +604,49 @@ class MigrationV3Tests(SynchronousTestCase):
         twin = st.insert_inbound_message(conn, msg, receipt_json=None, now=T0, actor="t")
         self.assertEqual((twin.message_id, twin.duplicate), ("a1", True))
         conn.execute("COMMIT")
+
+
+class StatusResendTests(StoreTestCase):
+    async def test_the_same_status_bytes_again_are_one_report(self) -> None:
+        doc = envelope(9, direction="out")
+        await self.store.write(
+            lambda c: st.insert_outbound_message_with_deliveries(
+                c,
+                doc,
+                [st.NewDelivery(RECIPIENTS[0], "peer")],
+                receipt_json=None,
+                now=T0,
+                actor="office",
+            )
+        )
+        packet = BlobRef(hashlib.sha256(b"status 03 packet").hexdigest(), 16)
+
+        def status_message() -> st.NewMessage:
+            return attrs.evolve(
+                envelope(9),
+                kind="status",
+                sender=RECIPIENTS[0],
+                business_type="03",
+                blob=packet,
+                recipients=(SENDER,),
+            )
+
+        line = st.NewStatus(message_id=doc.id, organ_id=RECIPIENTS[0], code="03", reported_at=T0)
+        first = await self.store.write(
+            lambda c: st.insert_inbound_status(
+                c, status_message(), line, receipt_json='{"receipt_id": "r1"}', now=T0, actor="t"
+            )
+        )
+        again = await self.store.write(
+            lambda c: st.insert_inbound_status(
+                c, status_message(), line, receipt_json='{"receipt_id": "r2"}', now=T0, actor="t"
+            )
+        )
+        self.assertFalse(first.duplicate)
+        self.assertTrue(again.duplicate)
+        self.assertEqual(
+            (again.message_id, again.receipt_json), (first.message_id, first.receipt_json)
+        )
+        history = await self.store.read(lambda c: st.status_history(c, doc.id))
+        self.assertEqual([h.code for h in history], ["03"])
+        self.assertEqual(st.verify_audit_chain(self.fresh()), [])
