@@ -18,26 +18,33 @@ the signer's identity and chain building live in `edxml.certificates`.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import datetime
 import enum
-from collections.abc import Sequence
+import hmac
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes, PublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from lxml import etree
-from signxml import SignatureConfiguration, XMLSigner, XMLVerifier
+from signxml import XMLSigner
 from signxml.algorithms import (
     CanonicalizationMethod,
     DigestAlgorithm,
     SignatureConstructionMethod,
     SignatureMethod,
+    digest_algorithm_implementations,
 )
-from signxml.exceptions import InvalidSignature, SignXMLException
+from signxml.processor import get_schema
 
-from edxml import xmlsafe
+from edxml import c14n, xmlsafe
 from edxml.certificates import (
     Problem,
     SignerIdentity,
@@ -211,7 +218,13 @@ _HEADER = f"{{{NS}}}edXMLHeader"
 _SLOT = f"{{{NS}}}DigitalSignature"
 _ROOT = f"{{{NS}}}edXML"
 _DS_SIGNATURE = f"{{{DSIG_NS}}}Signature"
-_LOCATION = f"./{_ENVELOPE}/{_HEADER}/"
+_EXC_C14N_NS = "http://www.w3.org/2001/10/xml-exc-c14n#"
+# The structure of ds:Signature is checked against XMLDSig's schema (signxml ships it).
+_SIGNATURE_SCHEMA = get_schema("xmldsig1-schema.xsd")
+
+# Verified canonical bytes are returned in the verdict up to this size; a bigger packet's are
+# not held a second time (the caller keeps the exact received bytes, which is what matters).
+SIGNED_DATA_MAX = 1 << 20
 
 _SHA1_SIGNATURES = frozenset(m for m in SignatureMethod if "SHA1" in m.name)
 _SHA1_DIGESTS = frozenset(d for d in DigestAlgorithm if "SHA1" in d.name)
@@ -352,8 +365,7 @@ def verify(
     """
     if not isinstance(trust, Trust):
         raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
-    root = xmlsafe.parse(data, limits=limits)
-    return _Examination(root, weak, _utc(now)).run(trust)
+    return _Examination(_faithful_tree(data, limits), weak, _utc(now)).run(trust)
 
 
 def describe(
@@ -367,8 +379,24 @@ def describe(
     A signature that is intact comes back `unverifiable` ("no trust anchors"): who signed it
     is only what the certificate claims. An altered or wrongly scoped one is still `invalid`.
     """
-    root = xmlsafe.parse(data, limits=limits)
-    return _Examination(root, weak, _utc(None)).run(None)
+    return _Examination(_faithful_tree(data, limits), weak, _utc(None)).run(None)
+
+
+def _faithful_tree(data: bytes, limits: xmlsafe.Limits) -> etree._Element:
+    """The received document as libxml2 reads it, for verification only.
+
+    The hardened parse refuses hostile bytes first (streaming attachments away: it costs 4x the
+    size when it keeps them, and only its verdict is wanted). Its tree cannot be digested: built
+    through a parser target, it rewrites prefixes when two of them name one namespace, and
+    canonical XML keeps prefixes. The bytes it accepted are therefore parsed once more, plainly.
+    """
+    xmlsafe.parse_stream(data, limits=limits, sink_factory=lambda index: _Discard())
+    return etree.fromstring(data, xmlsafe.reparser())
+
+
+class _Discard:
+    def write(self, data: bytes) -> None:
+        pass
 
 
 class _Examination:
@@ -663,42 +691,169 @@ class _Examination:
 
     # -- cryptography
 
-    def _check_integrity(self, leaf: x509.Certificate) -> bytes | SignatureVerdict:
-        """Digest and signature value against the leaf's key: the signed bytes, or a refusal."""
-        allowed_signatures = set(_STRONG_SIGNATURES)
-        allowed_digests = set(_STRONG_DIGESTS)
-        if self.weak_policy is WeakPolicy.WARN:
-            allowed_signatures |= _SHA1_SIGNATURES - {SignatureMethod.HMAC_SHA1}
-            allowed_digests |= _SHA1_DIGESTS
-        config = SignatureConfiguration(
-            require_x509=True,
-            location=_LOCATION,
-            expect_references=1,
-            signature_methods=frozenset(allowed_signatures),
-            digest_algorithms=frozenset(allowed_digests),
-            # Validity against `now` is judged with the chain; here only the key is used.
-            verification_time=min(
-                max(self.now, leaf.not_valid_before_utc), leaf.not_valid_after_utc
-            ),
-        )
+    def _check_integrity(self, leaf: x509.Certificate) -> bytes | SignatureVerdict | None:
+        """SignatureValue over SignedInfo, then the document's digest: signed bytes or refusal.
+
+        The signed bytes (canonical form) are kept only up to SIGNED_DATA_MAX; beyond, None.
+        """
         where = f"{HEADER_PATH}/Signature"
+        signature = next(el for el in self.root.iter(_DS_SIGNATURE))
         try:
-            result = XMLVerifier().verify(
-                self.root, x509_cert=leaf, expect_config=config, parser=xmlsafe.reparser()
+            _SIGNATURE_SCHEMA.assertValid(signature)
+            signed_info = _one(signature, "SignedInfo")
+            reference = _one(signed_info, "Reference")
+            method = SignatureMethod(self.signature_method)
+            digest = DigestAlgorithm(self.digest_method)
+            raw_signature = _base64(_one(signature, "SignatureValue"), "SignatureValue")
+            expected = _base64(_one(reference, "DigestValue"), "DigestValue")
+            signed_info_c14n = _canonical_signed_info(signed_info)
+            reference_c14n = _reference_c14n(reference)
+            key = leaf.public_key()
+            check = _signature_check(method, key, raw_signature)
+        except etree.DocumentInvalid as exc:
+            self._malformed(
+                where, Problem(f"not an XMLDSig Signature: {exc}", "cấu trúc chữ ký không hợp lệ")
             )
-        except InvalidSignature as exc:
-            self.findings.append(
-                SIGNATURE_INVALID(path=where, detail=str(exc), detail_vi=_integrity_vi(exc))
-            )
-            return self.verdict(SignatureState.INVALID, "the packet was altered after signing")
-        except (SignXMLException, ValueError, etree.LxmlError) as exc:
+            return self.verdict(SignatureState.UNVERIFIABLE, "the signature cannot be processed")
+        except (ValueError, etree.LxmlError) as exc:
             self._malformed(
                 where, Problem(str(exc), f"cấu trúc chữ ký không hợp lệ ({type(exc).__name__})")
             )
             return self.verdict(SignatureState.UNVERIFIABLE, "the signature cannot be processed")
-        if isinstance(result, list):  # expect_references=1 makes this unreachable
-            raise AssertionError("signxml returned several results for one reference")
-        return result.signed_data
+        if not check(signed_info_c14n):
+            return self._altered(
+                where,
+                "Signature verification failed: the SignatureValue does"
+                " not match SignedInfo under the certificate's key",
+            )
+        sink = _DigestSink(digest_algorithm_implementations[digest](), keep=SIGNED_DATA_MAX)
+        exclusive, prefixes = reference_c14n
+        c14n.write_document(
+            self.root, sink, exclusive=exclusive, inclusive_prefixes=prefixes, exclude=signature
+        )
+        if not hmac.compare_digest(sink.hash.finalize(), expected):
+            return self._altered(where, 'Digest mismatch for the reference (URI="")')
+        return sink.kept()
+
+    def _altered(self, where: str, detail: str) -> SignatureVerdict:
+        self.findings.append(
+            SIGNATURE_INVALID(path=where, detail=detail, detail_vi=_integrity_vi(detail))
+        )
+        return self.verdict(SignatureState.INVALID, "the packet was altered after signing")
+
+
+class _DigestSink:
+    """Where canonical bytes stream: a hash, and the first `keep` bytes if they are all there is."""
+
+    def __init__(self, digest: hashes.HashAlgorithm, keep: int) -> None:
+        self.hash = hashes.Hash(digest)
+        self._keep = keep
+        self._parts: list[bytes] | None = []
+        self._size = 0
+
+    def write(self, data: bytes) -> None:
+        self.hash.update(data)
+        self._size += len(data)
+        if self._parts is not None:
+            if self._size > self._keep:
+                self._parts = None
+            else:
+                self._parts.append(data)
+
+    def kept(self) -> bytes | None:
+        return b"".join(self._parts) if self._parts is not None else None
+
+
+def _one(parent: etree._Element, local: str) -> etree._Element:
+    found = parent.find(f"{{{DSIG_NS}}}{local}")
+    if found is None:  # the schema check makes this unreachable
+        raise ValueError(f"no {local} in {_local(parent)}")
+    return found
+
+
+def _base64(element: etree._Element, what: str) -> bytes:
+    text = "".join((element.text or "").split())
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise ValueError(f"{what} is not base64") from None
+
+
+def _prefix_list(method: etree._Element) -> list[str]:
+    listed = method.find(f"{{{_EXC_C14N_NS}}}InclusiveNamespaces")
+    return (listed.get("PrefixList") or "").split() if listed is not None else []
+
+
+def _canonical_signed_info(signed_info: etree._Element) -> bytes:
+    method = _one(signed_info, "CanonicalizationMethod")
+    algorithm = CanonicalizationMethod(method.get("Algorithm"))
+    exclusive = algorithm.value.startswith(_EXC_C14N_NS)
+    return c14n.subtree(
+        signed_info,
+        exclusive=exclusive,
+        with_comments=algorithm.value.endswith("#WithComments"),
+        inclusive_prefixes=_prefix_list(method) if exclusive else None,
+        version11=algorithm.value.startswith(CanonicalizationMethod.CANONICAL_XML_1_1.value),
+    )
+
+
+def _reference_c14n(reference: etree._Element) -> tuple[bool, list[str]]:
+    """Exclusive or not, and the InclusiveNamespaces list, of the Reference's canonicalisation.
+
+    Without a canonicalisation transform XMLDSig applies inclusive C14N 1.0. URI="" leaves out
+    comments whatever the transform says, so "#WithComments" changes nothing here.
+    """
+    for transform in reference.iterfind(f"{{{DSIG_NS}}}Transforms/{{{DSIG_NS}}}Transform"):
+        algorithm = transform.get("Algorithm") or ""
+        if algorithm in _C14N_URIS:
+            exclusive = algorithm.startswith(_EXC_C14N_NS)
+            return exclusive, _prefix_list(transform) if exclusive else []
+    return False, []
+
+
+def _signature_check(
+    method: SignatureMethod, key: PublicKeyTypes, raw: bytes
+) -> Callable[[bytes], bool]:
+    """Checks `raw` over given bytes with the certificate's key, as `method` says."""
+    algorithm = digest_algorithm_implementations[method]()
+    name = method.name
+    if name.startswith("RSA_") or name.endswith("_RSA_MGF1"):
+        if not isinstance(key, rsa.RSAPublicKey):
+            raise ValueError(f"{name} needs an RSA key; the certificate holds another kind")
+        pad: padding.AsymmetricPadding = (
+            padding.PKCS1v15()
+            if name.startswith("RSA_")
+            else padding.PSS(mgf=padding.MGF1(algorithm), salt_length=algorithm.digest_size)
+        )
+
+        def check_rsa(data: bytes) -> bool:
+            try:
+                key.verify(raw, data, pad, algorithm)
+            except InvalidSignature:
+                return False
+            return True
+
+        return check_rsa
+    if name.startswith("ECDSA_"):
+        if not isinstance(key, ec.EllipticCurvePublicKey):
+            raise ValueError(f"{name} needs an EC key; the certificate holds another kind")
+        # XMLDSig writes r || s, each as long as the curve's order; cryptography wants DER.
+        width = (key.key_size + 7) // 8
+        if len(raw) != 2 * width:
+            return lambda data: False
+        der = encode_dss_signature(
+            int.from_bytes(raw[:width], "big"), int.from_bytes(raw[width:], "big")
+        )
+
+        def check_ec(data: bytes) -> bool:
+            try:
+                key.verify(der, data, ec.ECDSA(algorithm))
+            except InvalidSignature:
+                return False
+            return True
+
+        return check_ec
+    raise ValueError(f"unsupported SignatureMethod {method.value!r}")
 
 
 def _first(element: etree._Element, local: str) -> etree._Element | None:
@@ -723,7 +878,7 @@ def _identity(cert: x509.Certificate | None) -> SignerIdentity | None:
         return None
 
 
-def _integrity_vi(exc: Exception) -> str:
-    if "Digest mismatch" in str(exc):
+def _integrity_vi(detail: str) -> str:
+    if "Digest mismatch" in detail:
         return "giá trị băm của nội dung không khớp"
     return "giá trị chữ ký không khớp với khóa của chứng thư số"

@@ -7,6 +7,7 @@ import copy
 import datetime
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -124,13 +125,10 @@ def signxml_sign(
     method: SignatureMethod = SignatureMethod.RSA_SHA256,
     digest: DigestAlgorithm = DigestAlgorithm.SHA256,
     reference_uri: Any = None,
+    c14n: CanonicalizationMethod = CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
 ) -> bytes:
     """Sign with signxml directly (placeholder in `data`), bypassing edxml.signature.sign."""
-    signer = _LegacySigner(
-        signature_algorithm=method,
-        digest_algorithm=digest,
-        c14n_algorithm=CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
-    )
+    signer = _LegacySigner(signature_algorithm=method, digest_algorithm=digest, c14n_algorithm=c14n)
     assert isinstance(entry.key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey)
     root = etree.fromstring(data)
     signed = signer.sign(root, key=entry.key, cert=list(entry.chain), reference_uri=reference_uri)
@@ -879,3 +877,130 @@ class LargeTests(_Base):
         self.assertIs(sig.verify(data, self.trust).state, SignatureState.VALID)
         tampered = data.replace(b"</ContentTransferEncoded>", b"AAAA</ContentTransferEncoded>")
         self.assertRefused(sig.verify(tampered, self.trust), "SignatureInvalid")
+
+
+def signxml_accepts(data: bytes, entry: PKIEntry) -> bool:
+    """signxml's own verdict on integrity (key from the given certificate, any algorithm)."""
+    config = SignatureConfiguration(
+        location=f"./{E}edXMLEnvelope/{E}edXMLHeader/",
+        expect_references=1,
+        signature_methods=frozenset(SignatureMethod) - {SignatureMethod.HMAC_SHA1},
+        digest_algorithms=frozenset(DigestAlgorithm),
+    )
+    try:
+        XMLVerifier().verify(data, x509_cert=entry.cert, expect_config=config)
+    except Exception:  # any refusal: invalid, malformed, unparsable
+        return False
+    return True
+
+
+def varied_envelope(prefix: str, default_root: bool, attribute: str, blank: str) -> bytes:
+    """envelope() with another prefix, an unprefixed or prefixed root, an extra attribute."""
+    text = envelope(slot=PLACEHOLDER).decode()
+    text = text.replace("edXML:", f"{prefix}:").replace("xmlns:edXML=", f"xmlns:{prefix}=")
+    if not default_root:
+        text = text.replace(f'<edXML xmlns="{NS}">', f'<{prefix}:edXML xmlns:{prefix}="{NS}">')
+        text = text.replace("</edXML>", f"</{prefix}:edXML>")
+        for name in ("AttachmentEncoded", "Attachment", "ContentType", "ContentId"):
+            text = text.replace(f"<{name}>", f"<{prefix}:{name}>")
+            text = text.replace(f"</{name}>", f"</{prefix}:{name}>")
+    text = text.replace(
+        "<edXML:MessageHeader>".replace("edXML", prefix),
+        f'<{prefix}:MessageHeader xmlns:x="urn:x" x:note="{attribute}">',
+    )
+    return text.replace("\n   <", f"\n{blank}<", 3).encode()
+
+
+class CrossCheckTests(_Base):
+    """Our verification agrees with signxml's on signatures signxml makes, and on their mutants."""
+
+    @settings(max_examples=25, deadline=None)
+    @given(
+        prefix=st.sampled_from(["edXML", "e", "ns1", "ds"]),
+        default_root=st.booleans(),
+        attribute=st.text(st.sampled_from('ab &<>"ạ\t'), max_size=5),
+        blank=st.sampled_from(["   ", "\t", "", "\n\n "]),
+        ecdsa=st.booleans(),
+        c14n=st.sampled_from(
+            [
+                CanonicalizationMethod.EXCLUSIVE_XML_CANONICALIZATION_1_0,
+                CanonicalizationMethod.CANONICAL_XML_1_0,
+                CanonicalizationMethod.CANONICAL_XML_1_1,
+            ]
+        ),
+        sha1=st.booleans(),
+        target=st.sampled_from(["Subject", "attribute", "DigestValue", "SignatureValue", "base64"]),
+        where=st.integers(min_value=0, max_value=10_000),
+        new=st.sampled_from("AZaz09"),
+    )
+    def test_agrees_with_signxml(
+        self,
+        prefix: str,
+        default_root: bool,
+        attribute: str,
+        blank: str,
+        ecdsa: bool,
+        c14n: CanonicalizationMethod,
+        sha1: bool,
+        target: str,
+        where: int,
+        new: str,
+    ) -> None:
+        entry = self.pki.ec_agency if ecdsa else self.pki.agency_h23
+        escaped = attribute.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")
+        data = signxml_sign(
+            varied_envelope(prefix, default_root, escaped, blank),
+            entry,
+            method=(SignatureMethod.ECDSA_SHA1 if ecdsa else SignatureMethod.RSA_SHA1)
+            if sha1
+            else (SignatureMethod.ECDSA_SHA256 if ecdsa else SignatureMethod.RSA_SHA256),
+            digest=DigestAlgorithm.SHA1 if sha1 else DigestAlgorithm.SHA256,
+            c14n=c14n,
+        )
+        self.assertTrue(signxml_accepts(data, entry))
+        verdict = sig.verify(data, self.trust)
+        self.assertIs(verdict.state, SignatureState.VALID, verdict)
+        self.assertEqual(verdict.c14n_method, c14n.value)
+
+        # One ASCII byte changed inside a text node or an attribute value of the signed bytes.
+        spans = {
+            "Subject": rb"Subject>([^<]+)<",
+            "attribute": rb'id="([^"]+)"',
+            "DigestValue": rb"DigestValue>([^<]+)<",
+            "SignatureValue": rb"SignatureValue>([^<]+)<",
+            "base64": rb"ContentTransferEncoded>([^<]+)<",
+        }
+        found = re.search(spans[target], data)
+        assert found is not None
+        positions = [i for i in range(found.start(1), found.end(1)) if data[i : i + 1].isalnum()]
+        position = positions[where % len(positions)]
+        mutated = data[:position] + new.encode() + data[position + 1 :]
+        ours = sig.verify(mutated, self.trust).is_valid
+        theirs = signxml_accepts(mutated, entry)
+        self.assertEqual(ours, theirs, (target, position, mutated == data))
+        if mutated != data and target in ("Subject", "attribute", "base64"):
+            self.assertFalse(ours)
+
+
+class FaithfulnessTests(_Base):
+    def test_redundant_prefixes_are_digested_as_written(self) -> None:
+        # The root binds the envelope's namespace as default, the header as edXML: too; a
+        # hardened-parser tree rewrote `<x:Extra>` to `<edXML:Extra>` and broke valid signatures.
+        data = envelope(slot=PLACEHOLDER, extra_header=f'<Extra xmlns="{NS}"><edXML:In/></Extra>')
+        signed = signxml_sign(data, self.pki.agency_h23)
+        self.assertTrue(signxml_accepts(signed, self.pki.agency_h23))
+        self.assertIs(sig.verify(signed, self.trust).state, SignatureState.VALID)
+
+    def test_processing_instruction_before_the_root_is_covered(self) -> None:
+        # URI="" is the whole document: a stylesheet PI added before the root after signing
+        # changes it (signxml digests the root element alone and would accept this).
+        signed = self.signed()
+        body = signed.split(b"?>\n", 1)[1]
+        added = b'<?xml version="1.0" encoding="UTF-8"?>\n<?xml-stylesheet href="x.xsl"?>' + body
+        self.assertRefused(sig.verify(added, self.trust), "SignatureInvalid")
+
+    def test_signed_data_is_not_kept_for_big_packets(self) -> None:
+        blob = hashlib.sha256(b"big").digest() * (sig.SIGNED_DATA_MAX // 32 + 1)
+        verdict = sig.verify(self.signed(attachment=blob), self.trust)
+        self.assertIs(verdict.state, SignatureState.VALID)
+        self.assertIsNone(verdict.signed_data)
