@@ -4,9 +4,10 @@ Every parse of untrusted bytes goes through `parser()`, `parse()` or `parse_stre
 - no DTD, no entity expansion, no network: a DOCTYPE anywhere is refused as HostileXML before any
   declaration in it is looked at (billion laughs, XXE, external DTDs);
 - size is checked before parsing, depth and element count while parsing;
-- the base64 text of `ContentTransferEncoded` elements never sits in memory whole: the streaming
-  parse decodes it as it arrives into a sink the caller chooses, keeping only its size, SHA-256 and
-  the first and last bytes (enough to sniff a type or find a zip's central directory).
+- the base64 text of `ContentTransferEncoded` elements (or of the elements a caller names, e.g. a
+  SOAP request's payload) never sits in memory whole: the streaming parse decodes it as it arrives
+  into a sink the caller chooses, keeping only its size, SHA-256 and the first and last bytes
+  (enough to sniff a type or find a zip's central directory).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ import base64
 import binascii
 import hashlib
 import io
-from collections.abc import Callable, Iterable
-from typing import Any, Protocol
+from collections.abc import Callable, Collection, Iterable, Iterator
+from typing import IO, Any, Protocol
 
 import attrs
 from lxml import etree
@@ -55,9 +56,12 @@ def parser(*, target: Any = None) -> Any:
 
 
 def reparser() -> Any:
-    """For lxml's own serialisation of a tree this module already accepted, never for received
-    bytes: signxml re-parses its copies, and a base64 attachment passes libxml2's 10 MB text
-    limit, so this one has `huge_tree` on (everything else stays as hardened as `parser()`)."""
+    """A second parse of bytes that `parse_stream` has already accepted in full (DOCTYPE refused,
+    size, depth and element count within limits) — never a first look at received bytes. Uses:
+    signxml re-parsing its own serialisations when signing, and signature verification, which
+    needs libxml2's own tree of the exact bytes (prefixes as written) for canonicalisation. A
+    base64 attachment passes libxml2's 10 MB text limit, so this one has `huge_tree` on;
+    everything else stays as hardened as `parser()`."""
     return etree.XMLParser(
         resolve_entities=False,
         no_network=True,
@@ -87,8 +91,10 @@ class DecodedBinary:
     error: str | None = None  # invalid base64: what was wrong
 
 
-class _Base64Stream:
-    """Incremental, strict base64 decoding of text arriving in arbitrary pieces."""
+class Base64Decoder:
+    """Incremental, strict base64 decoding of text arriving in arbitrary pieces: XML whitespace
+    is skipped, padding only at the end; errors are recorded (`DecodedBinary.error`), not raised.
+    Without a sink the bytes collect in memory and `finish()` hands them out without a copy."""
 
     def __init__(self, sink: BinarySink | None) -> None:
         self._memory = io.BytesIO() if sink is None else None
@@ -160,14 +166,22 @@ class _Base64Stream:
 class _GuardedBuilder:
     """Parser target: builds the tree, refuses DTDs, bounds depth/count, streams base64 text."""
 
-    def __init__(self, limits: Limits, sink_factory: SinkFactory | None, stream: bool) -> None:
+    def __init__(
+        self,
+        limits: Limits,
+        sink_factory: SinkFactory | None,
+        stream: bool,
+        names: Collection[str] = (STREAMED_LOCAL_NAME,),
+    ) -> None:
         self._tb: Any = etree.TreeBuilder()
         self._limits = limits
         self._sink_factory = sink_factory
         self._stream = stream
+        self._qualified = frozenset(n for n in names if n.startswith("{"))
+        self._local = frozenset(n for n in names if not n.startswith("{"))
         self._depth = 0
         self._count = 0
-        self._decoder: _Base64Stream | None = None
+        self._decoder: Base64Decoder | None = None
         self.refusal: Exception | None = None
         self.decoded: dict[etree._Element, DecodedBinary] = {}
 
@@ -188,10 +202,10 @@ class _GuardedBuilder:
             self._refuse(HostileXML(f"more than {self._limits.max_elements} elements"))
         ns = {(k or None): v for k, v in (nsmap or {}).items()}
         element: etree._Element = self._tb.start(tag, dict(attrib), ns)
-        if self._stream and etree.QName(tag).localname == STREAMED_LOCAL_NAME:
+        if self._stream and (tag in self._qualified or tag.rpartition("}")[2] in self._local):
             index = len(self.decoded)
             sink = self._sink_factory(index) if self._sink_factory else None
-            self._decoder = _Base64Stream(sink)
+            self._decoder = Base64Decoder(sink)
         return element
 
     def end(self, tag: str) -> etree._Element:
@@ -231,10 +245,17 @@ class Parsed:
     size: int = 0
 
 
-def _chunks_of(data: bytes) -> Iterable[bytes]:
+def _chunks_of(data: bytes | bytearray) -> Iterable[bytes]:
     view = memoryview(data)
     for start in range(0, len(data), _FEED_CHUNK):
         yield bytes(view[start : start + _FEED_CHUNK])
+
+
+def file_chunks(source: IO[bytes], size: int = _FEED_CHUNK) -> Iterator[bytes]:
+    """A binary file in fixed pieces, for `parse_stream`: iterating the file itself yields lines,
+    and a base64 payload without line breaks would be one line as big as the file."""
+    while block := source.read(size):
+        yield block
 
 
 def parse_stream(
@@ -243,19 +264,22 @@ def parse_stream(
     limits: Limits = DEFAULT_LIMITS,
     sink_factory: SinkFactory | None = None,
     stream_binary: bool = True,
+    stream_names: Collection[str] = (STREAMED_LOCAL_NAME,),
 ) -> Parsed:
-    """Parse untrusted XML fed in chunks; base64 of ContentTransferEncoded goes to sinks.
+    """Parse untrusted XML fed in chunks; base64 of the streamed elements goes to sinks.
 
-    `sink_factory(i)` gives the sink of the i-th streamed element (document order); without one,
-    decoded bytes are kept in memory (DecodedBinary.content).
+    `stream_names` says which elements are streamed: a bare local name matches in any namespace,
+    a Clark name (`{namespace}local`) only there. `sink_factory(i)` gives the sink of the i-th
+    streamed element (document order); without one, decoded bytes are kept in memory
+    (DecodedBinary.content). A streamed element keeps no text in the tree.
     """
     if isinstance(source, bytes | bytearray):
         if len(source) > limits.max_bytes:
             raise TooLarge(f"{len(source)} bytes exceeds the limit of {limits.max_bytes}")
-        chunks: Iterable[bytes] = _chunks_of(bytes(source))
+        chunks: Iterable[bytes] = _chunks_of(source)
     else:
         chunks = source
-    builder = _GuardedBuilder(limits, sink_factory, stream_binary)
+    builder = _GuardedBuilder(limits, sink_factory, stream_binary, stream_names)
     xml_parser = parser(target=builder)
     total = 0
     try:

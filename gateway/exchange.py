@@ -3,8 +3,12 @@
 Per request: who is calling (the TLS layer has verified the client chain; the leaf's SHA-256
 must be a known node's when a list is configured) → the body, capped before parsing → hardened
 SOAP parse and contract validation → the Package bytes → `IInbound.accept` → the receipt, which
-the inbound hands out only after COMMIT. Refusals are typed SOAP faults; anything unexpected is
-`Unavailable`, so the sender retries instead of giving up on a package we failed to take.
+the inbound hands out only after COMMIT. The body is parsed from the file twisted.web spooled it
+to, in pieces, and the Package's base64 is decoded as it is parsed: the package's bytes exist
+once, its base64 text never (a package of E bytes costs ≈ E, where request bytes, tree text,
+its str, the decoded parts and their join cost over 5 E). Refusals are typed SOAP faults;
+anything unexpected is `Unavailable`, so the sender retries instead of giving up on a package
+we failed to take.
 
 The body cap has two layers: `exchange_site()` builds requests that stop keeping bytes past the
 cap while the body arrives (twisted.web alone buffers any size to disk), and the resource
@@ -13,6 +17,7 @@ refuses a body over the cap with `TooLarge` before any parse.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable, Mapping
 from typing import IO, Any, cast
 from urllib.parse import urlunsplit
@@ -35,6 +40,8 @@ from gateway.soap import Face, FaultCode, GatewayFault, SoapResponse, SoapVersio
 from gateway.tls import fingerprint, peer_certificate
 
 __all__ = ["CappedRequest", "ExchangeResource", "exchange_site", "normal_fingerprint"]
+
+_PACKAGE = f"{{{soap.EXCHANGE_NS}}}Package"
 
 
 def normal_fingerprint(text: str) -> str:
@@ -144,7 +151,6 @@ class ExchangeResource(Resource):
             body = self._body(request)
             action = _header(request, b"soapaction")
             version, package = await self._run(self._decode, body, content_type, action)
-            del body
             receipt = await self._inbound.accept(package, peer)
             return soap.ok_response(version, soap.deliver_response(receipt))
         except GatewayFault as refusal:
@@ -175,37 +181,40 @@ class ExchangeResource(Resource):
             kind="node", name=self._names.get(print_) or _common_name(cert), fingerprint=print_
         )
 
-    def _body(self, request: Request) -> bytes:
+    def _body(self, request: Request) -> IO[bytes]:
+        """The request body as the file twisted.web holds it (memory when small, a temporary
+        file otherwise), checked against the cap before anything parses it."""
         cap = self._request_limits.max_bytes
         seen = getattr(request, "body_seen", None)
         declared = _header(request, b"content-length")
         too_big = seen is not None and seen > cap
         if declared is not None and declared.isdigit() and int(declared) > cap:
             too_big = True
-        body = b""
         # twisted.web declares `content` as None on the class; a request with a body has a file.
         content = cast("IO[bytes] | None", request.content)
-        if not too_big and content is not None:
+        if content is None:
+            content = io.BytesIO()
+        if not too_big:
+            too_big = content.seek(0, io.SEEK_END) > cap
             content.seek(0)
-            body = content.read(cap + 1)
-            too_big = len(body) > cap
         if too_big:
             raise GatewayFault(
                 FaultCode.TOO_LARGE,
                 f"the request exceeds the limit of {cap} bytes",
                 f"Yêu cầu vượt quá giới hạn {cap} byte",
             )
-        return body
+        return content
 
     def _decode(
-        self, body: bytes, content_type: str | None, action: str | None
+        self, body: IO[bytes], content_type: str | None, action: str | None
     ) -> tuple[SoapVersion, bytes]:
-        parsed = soap.parse_request(body, content_type, action, limits=self._request_limits)
+        parsed = soap.parse_request(
+            body, content_type, action, limits=self._request_limits, payload=_PACKAGE
+        )
         soap.validate(parsed.body_element, Face.EXCHANGE)
-        package = soap.child(parsed.body_element, "Package")
-        if package is None:  # validate() makes this unreachable; kept for the type checker
+        data = parsed.payload
+        if data is None:  # validate() makes this unreachable; kept for the type checker
             raise soap.bad_request("Deliver without Package", "Deliver thiếu Package", "/Deliver")
-        data = soap.decode_base64(package)
         if len(data) > self._limits.max_bytes:
             raise GatewayFault(
                 FaultCode.TOO_LARGE,

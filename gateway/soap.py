@@ -14,26 +14,27 @@ office system, the store or Twisted. A face does, per request:
 Every parse goes through edxml.xmlsafe (no DTD, no entities, no network; size, depth and element
 count bounded); any SOAP-level problem is a GatewayFault (a client fault, BadRequest or TooLarge).
 
-Large base64 payloads (SendDocument/Envelope, Deliver/Package). xmlsafe streams only edXML's
-ContentTransferEncoded, so here the base64 text sits once in the parsed tree (libxml2 takes text
-nodes past its 10 MB limit through xmlsafe's SAX target). `decode_base64_to()` then decodes it in
-slices into a sink (a blob file) and drops the text from the tree. For an envelope of E bytes the
-request body is B ≈ 1.34 E; peak memory ≈ B (request bytes, if the face still holds them) + B
-(tree text) + B (the one Python str lxml hands out) + a slice; `decode_base64()` adds E when the
-caller wants the bytes in memory. A streaming SOAP reader (base64 decoded while the body arrives)
-needs xmlsafe to stream elements by other names than ContentTransferEncoded: not done here.
+Large base64 payloads (SendDocument/Envelope, Deliver/Package). For an envelope of E bytes the
+request body is B ≈ 1.34 E. `parse_request(file, …, payload="{ns}Package")` reads the request
+from a (spooled) file in pieces and has xmlsafe decode the payload element's base64 as it is
+parsed: the text never exists, the bytes exist once (`SoapRequest.payload`), and the peak is
+≈ E plus a piece. Given bytes and no `payload`, the base64 text sits in the parsed tree (libxml2
+takes text nodes past its 10 MB limit through xmlsafe's SAX target) and `decode_base64_to()`
+decodes it in slices into a sink and drops it from the tree: peak ≈ B (request bytes, if the
+face still holds them) + B (the one Python str lxml hands out) + E in memory with
+`decode_base64()`.
 """
 
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import enum
 import re
 import threading
 from collections.abc import Iterable
 from pathlib import Path
+from typing import IO
 
 import attrs
 from lxml import etree
@@ -43,7 +44,7 @@ from edxml.errors import EdxmlError, TooLarge
 from edxml.findings import Finding, Severity
 from edxml.model import VN_TZ
 from edxml.schema import schema_dir
-from edxml.xmlsafe import DEFAULT_LIMITS, BinarySink, Limits
+from edxml.xmlsafe import DEFAULT_LIMITS, Base64Decoder, BinarySink, Limits
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP12_NS = "http://www.w3.org/2003/05/soap-envelope"
@@ -57,7 +58,6 @@ XSD_NS = "http://www.w3.org/2001/XMLSchema"
 
 # Slices of base64 text decoded at once: a multiple of 4 characters.
 _B64_SLICE = 4 << 18
-_WHITESPACE = re.compile(r"\s+")
 _PREFIX = re.compile(r"/[A-Za-z_][\w.-]*:")
 
 
@@ -302,6 +302,9 @@ class SoapRequest:
     body_element: etree._Element
     header_elements: tuple[etree._Element, ...] = ()
     action: str | None = None  # SOAPAction (1.1) or the action parameter (1.2), unquoted
+    # The decoded bytes of the operation's `payload` child, when parse_request was asked to
+    # stream it (its element then has no text); None when not asked or absent.
+    payload: bytes | None = attrs.field(default=None, eq=False, repr=False)
 
 
 def _media_type(content_type: str | None) -> tuple[str, dict[str, str]]:
@@ -336,19 +339,25 @@ def _is_true(value: str | None) -> bool:
 
 
 def parse_request(
-    body: bytes,
+    body: bytes | IO[bytes],
     content_type: str | None,
     soap_action: str | None = None,
     *,
     limits: Limits = DEFAULT_LIMITS,
     understood_headers: frozenset[str] = frozenset(),
+    payload: str | None = None,
 ) -> SoapRequest:
     """Frame a SOAP request: version from the Content-Type (text/xml → 1.1, application/soap+xml
     → 1.2; anything else is decided by the Envelope's namespace), the operation from the single
     element child of Body. A given action (1.1 SOAPAction header, 1.2 `action` parameter) must
     name that operation, as `{namespace}/{operation}` or the bare name; an empty or missing one
     is tolerated. A header with mustUnderstand whose `{ns}local` name is not in
-    `understood_headers` is refused. Raises GatewayFault (BadRequest, TooLarge)."""
+    `understood_headers` is refused. Raises GatewayFault (BadRequest, TooLarge).
+
+    `body` is the request's bytes or a binary file holding them (read from its start, in
+    pieces). `payload`, a Clark name (`{namespace}Package`), names an xs:base64Binary child of
+    the operation that is decoded while parsing into `SoapRequest.payload` instead of being kept
+    as text; bad base64 there is BadRequest naming it."""
     media, params = _media_type(content_type)
     declared: SoapVersion | None = None
     if media == "text/xml":
@@ -360,14 +369,29 @@ def parse_request(
             f"unsupported Content-Type {media!r}; SOAP takes text/xml or application/soap+xml",
             f"Content-Type {media!r} không được hỗ trợ; dùng text/xml hoặc application/soap+xml",
         )
-    if len(body) > limits.max_bytes:
+    if isinstance(body, bytes):
+        size = len(body)
+    else:
+        size = body.seek(0, 2)
+        body.seek(0)
+    if size > limits.max_bytes:
         raise GatewayFault(
             FaultCode.TOO_LARGE,
-            f"{len(body)} bytes exceeds the limit of {limits.max_bytes}",
-            f"{len(body)} byte vượt quá giới hạn {limits.max_bytes}",
+            f"{size} bytes exceeds the limit of {limits.max_bytes}",
+            f"{size} byte vượt quá giới hạn {limits.max_bytes}",
         )
+    decoded: dict[etree._Element, xmlsafe.DecodedBinary] = {}
     try:
-        root = xmlsafe.parse(body, limits=limits)
+        if isinstance(body, bytes) and payload is None:
+            root = xmlsafe.parse(body, limits=limits)
+        else:
+            parsed = xmlsafe.parse_stream(
+                body if isinstance(body, bytes) else xmlsafe.file_chunks(body),
+                limits=limits,
+                stream_binary=payload is not None,
+                stream_names=(payload,) if payload is not None else (),
+            )
+            root, decoded = parsed.root, parsed.decoded
     except TooLarge as exc:
         raise GatewayFault(FaultCode.TOO_LARGE, exc.message_en, exc.message_vi) from None
     except EdxmlError as exc:
@@ -420,7 +444,14 @@ def parse_request(
             f"action {action!r} does not name the operation {op.localname}",
             f"action {action!r} không khớp với thao tác {op.localname}",
         )
-    return SoapRequest(version, op.localname, op.namespace, operation, headers, action)
+    data: bytes | None = None
+    if payload is not None:
+        holder = operation.find(payload)
+        binary = decoded.get(holder) if holder is not None else None
+        if binary is not None and binary.error is not None:
+            raise _bad_base64(etree.QName(payload).localname)
+        data = binary.content if binary is not None else None
+    return SoapRequest(version, op.localname, op.namespace, operation, headers, action, data)
 
 
 # --------------------------------------------------------------------------------- schemas
@@ -620,39 +651,50 @@ def child_texts(element: etree._Element, name: str) -> list[str]:
     return [c.text or "" for c in element.findall(f"{{{namespace}}}{name}")]
 
 
+def _bad_base64(name: str) -> GatewayFault:
+    return bad_request(
+        f"{name} is not valid base64",
+        f"{name} không phải dữ liệu base64 hợp lệ",
+        "/" + name,
+    )
+
+
+def _decode_text(element: etree._Element, sink: BinarySink | None) -> bytes | None:
+    text = element.text or ""
+    # Dropped from the tree first: the Python str is then the only copy of the text.
+    element.text = None
+    decoder = Base64Decoder(sink)
+    for start in range(0, len(text), _B64_SLICE):
+        decoder.feed(text[start : start + _B64_SLICE])
+    del text
+    result = decoder.finish()
+    if result.error is not None:
+        raise _bad_base64(etree.QName(element).localname)
+    return result.content
+
+
 def decode_base64_to(element: etree._Element, sink: BinarySink) -> int:
     """Decode an xs:base64Binary element's text into `sink` in slices and drop the text from
     the tree; returns the decoded size. Bad base64 is BadRequest naming the element."""
-    text = _WHITESPACE.sub("", element.text or "")
-    element.text = None
-    size = 0
-    for start in range(0, len(text), _B64_SLICE):
-        try:
-            data = base64.b64decode(text[start : start + _B64_SLICE], validate=True)
-        except (binascii.Error, ValueError):
-            name = etree.QName(element).localname
-            raise bad_request(
-                f"{name} is not valid base64",
-                f"{name} không phải dữ liệu base64 hợp lệ",
-                "/" + name,
-            ) from None
-        sink.write(data)
-        size += len(data)
-    return size
+    counter = _Counting(sink)
+    _decode_text(element, counter)
+    return counter.size
 
 
-class _Buffer:
-    def __init__(self) -> None:
-        self.parts: list[bytes] = []
+class _Counting:
+    def __init__(self, sink: BinarySink) -> None:
+        self.sink = sink
+        self.size = 0
 
     def write(self, data: bytes, /) -> None:
-        self.parts.append(data)
+        self.sink.write(data)
+        self.size += len(data)
 
 
 def decode_base64(element: etree._Element) -> bytes:
-    buffer = _Buffer()
-    decode_base64_to(element, buffer)
-    return b"".join(buffer.parts)
+    """An xs:base64Binary element's bytes (its text is dropped from the tree)."""
+    data = _decode_text(element, None)
+    return data if data is not None else b""
 
 
 # --------------------------------------------------------------------------------- builders

@@ -44,10 +44,16 @@ def documents(draw: st.DrawFn, depth: int = 0) -> str:
     prefix = draw(st.sampled_from([p for p in decl if p and decl[p]] + [""]))
     name = f"{prefix}:e" if prefix else "e"
     attrs: dict[str, str] = {}
+    expanded: set[tuple[str, str]] = set()
     for attr_prefix in draw(
         st.lists(st.sampled_from([p for p in decl if p and decl[p]] + ["", "xml"]), max_size=3)
     ):
         local = draw(st.sampled_from(["x", "y", "lang"]))
+        # Two prefixes of one URI name the same attribute: XML forbids it twice on an element.
+        uri = "xml" if attr_prefix == "xml" else decl.get(attr_prefix, "") if attr_prefix else ""
+        if (uri, local) in expanded:
+            continue
+        expanded.add((uri, local))
         key = f"{attr_prefix}:{local}" if attr_prefix else local
         attrs[key] = draw(TEXT)
     start = f"<{name}" + "".join(_ns(p, u) for p, u in decl.items())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
+import io
 import os
 
 from lxml import etree
@@ -194,6 +195,106 @@ class ValidationTests(SynchronousTestCase):
         with self.assertRaises(GatewayFault) as caught:
             soap.decode_base64(element)
         self.assertEqual(caught.exception.findings[0].path, "/Envelope")
+
+
+EXC = soap.EXCHANGE_NS
+PACKAGE = f"{{{EXC}}}Package"
+
+
+def _deliver(package_text: str, header: str = "", ns: str = S11) -> bytes:
+    head = f"<s:Header>{header}</s:Header>" if header else ""
+    return (
+        f'<?xml version="1.0" encoding="utf-8"?><s:Envelope xmlns:s="{ns}" xmlns:x="{EXC}">'
+        f"{head}<s:Body><x:Deliver><x:Package>{package_text}</x:Package></x:Deliver></s:Body>"
+        "</s:Envelope>"
+    ).encode()
+
+
+class StreamedPayloadTests(SynchronousTestCase):
+    """parse_request from a file with the payload decoded while parsing (the exchange face)."""
+
+    def _parse(self, body: bytes, **kwargs: object) -> soap.SoapRequest:
+        return soap.parse_request(
+            io.BytesIO(body),
+            "text/xml",
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+    def _refused(self, body: bytes, **kwargs: object) -> GatewayFault:
+        with self.assertRaises(GatewayFault) as caught:
+            self._parse(body, payload=PACKAGE, **kwargs)
+        return caught.exception
+
+    def test_payload_decoded_and_kept_out_of_the_tree(self) -> None:
+        payload = os.urandom(300_000)
+        text = base64.b64encode(payload).decode()
+        wrapped = "\r\n".join(text[i : i + 76] for i in range(0, len(text), 76))
+        request = self._parse(_deliver(wrapped), payload=PACKAGE)
+        self.assertEqual(request.payload, payload)
+        element = soap.child(request.body_element, "Package")
+        assert element is not None
+        self.assertIsNone(element.text)
+        # The contract still holds for what is left of the tree.
+        soap.validate(request.body_element, Face.EXCHANGE)
+
+    def test_same_request_read_from_bytes_or_file(self) -> None:
+        body = _deliver(base64.b64encode(b"<edXML/>").decode(), ns=S12)
+        whole = soap.parse_request(body, "application/soap+xml")
+        streamed = soap.parse_request(io.BytesIO(body), "application/soap+xml", payload=PACKAGE)
+        self.assertEqual(
+            (whole.version, whole.operation, whole.namespace),
+            (streamed.version, streamed.operation, streamed.namespace),
+        )
+        self.assertIsNone(whole.payload)
+        element = soap.child(whole.body_element, "Package")
+        assert element is not None
+        self.assertEqual(soap.decode_base64(element), streamed.payload)
+        # Without `payload`, a file is parsed whole into the tree, as bytes are.
+        plain = soap.parse_request(io.BytesIO(body), "application/soap+xml")
+        self.assertEqual(soap.child_text(plain.body_element, "Package"), "PGVkWE1MLz4=")
+
+    def test_empty_and_missing_payload(self) -> None:
+        self.assertEqual(self._parse(_deliver(""), payload=PACKAGE).payload, b"")
+        body = _envelope(S11, MARK)
+        self.assertIsNone(self._parse(body, payload=PACKAGE).payload)
+
+    def test_only_the_operations_payload_counts(self) -> None:
+        """A Package in a header is streamed too but is not the payload."""
+        header = f"<x:Package>{base64.b64encode(b'header').decode()}</x:Package>"
+        body = _deliver(base64.b64encode(b"body").decode(), header=header)
+        self.assertEqual(self._parse(body, payload=PACKAGE).payload, b"body")
+
+    def test_bad_base64_is_bad_request(self) -> None:
+        for bad in ("not base64!", "QUJD=QUJD", "QUJDR", "QUJDxé"):
+            error = self._refused(_deliver(bad))
+            self.assertEqual(error.code, FaultCode.BAD_REQUEST)
+            self.assertEqual(error.findings[0].path, "/Package")
+            self.assertTrue(error.text_vi)
+
+    def test_hostile_refused_on_the_streaming_path(self) -> None:
+        xxe = b'<!DOCTYPE s [<!ENTITY x SYSTEM "file:///etc/passwd">]>' + _deliver("&x;")[38:]
+        error = self._refused(xxe)
+        self.assertEqual(error.code, FaultCode.BAD_REQUEST)
+        self.assertIn("DOCTYPE", error.text_en)
+        self.assertNotIn("root:", error.text_en)
+        deep = _deliver("</x:Package>" + "<x:a>" * 60 + "</x:a>" * 60 + "<x:Package>")
+        self.assertEqual(self._refused(deep).code, FaultCode.BAD_REQUEST)
+        many = _deliver("</x:Package>" + "<x:a/>" * 600 + "<x:Package>")
+        error = self._refused(many, limits=Limits(max_elements=500))
+        self.assertEqual(error.code, FaultCode.BAD_REQUEST)
+        self.assertIn("500", error.text_en)
+
+    def test_size_checked_before_parsing(self) -> None:
+        class Unreadable(io.BytesIO):
+            def read(self, size: int | None = -1, /) -> bytes:
+                raise AssertionError("read before the size was checked")
+
+        body = _deliver("QUJD" * 2000)
+        with self.assertRaises(GatewayFault) as caught:
+            soap.parse_request(
+                Unreadable(body), "text/xml", limits=Limits(max_bytes=1000), payload=PACKAGE
+            )
+        self.assertEqual(caught.exception.code, FaultCode.TOO_LARGE)
 
 
 class FaultTests(SynchronousTestCase):

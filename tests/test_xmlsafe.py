@@ -183,6 +183,77 @@ class StreamingBase64Tests(SynchronousTestCase):
         self.assertLess(peak, 8 * 1024 * 1024, f"peak {peak} bytes")
 
 
+class StreamNamesTests(SynchronousTestCase):
+    """`stream_names` picks the streamed elements: a bare local name anywhere, a Clark name
+    only in its namespace."""
+
+    DOC = (
+        b'<r xmlns="urn:a" xmlns:b="urn:b"><Package>QUJD</Package><b:Package>REVG</b:Package>'
+        b"<ContentTransferEncoded>R0hJ</ContentTransferEncoded></r>"
+    )
+
+    def _streamed(self, **kwargs: object) -> dict[str, bytes | None]:
+        from lxml import etree
+
+        parsed = xmlsafe.parse_stream(self.DOC, **kwargs)  # type: ignore[arg-type]
+        return {etree.QName(e).text: d.content for e, d in parsed.decoded.items()}
+
+    def test_default_streams_only_content_transfer_encoded(self) -> None:
+        self.assertEqual(self._streamed(), {"{urn:a}ContentTransferEncoded": b"GHI"})
+
+    def test_bare_name_matches_in_any_namespace(self) -> None:
+        self.assertEqual(
+            self._streamed(stream_names=("Package",)),
+            {"{urn:a}Package": b"ABC", "{urn:b}Package": b"DEF"},
+        )
+
+    def test_clark_name_matches_only_its_namespace(self) -> None:
+        parsed = xmlsafe.parse_stream(self.DOC, stream_names=("{urn:b}Package",))
+        (element,) = parsed.decoded
+        self.assertEqual(parsed.decoded[element].content, b"DEF")
+        self.assertIsNone(element.text)
+        # The other Package keeps its text in the tree, untouched.
+        self.assertEqual(parsed.root[0].text, "QUJD")
+
+    def test_file_chunks_feed_a_file_in_pieces(self) -> None:
+        import io
+
+        payload = os.urandom(200_000)
+        doc = b"".join(_envelope_chunks(iter([base64.b64encode(payload)])))
+        pieces = list(xmlsafe.file_chunks(io.BytesIO(doc), 1000))
+        self.assertEqual(max(len(p) for p in pieces), 1000)
+        (decoded,) = xmlsafe.parse_stream(xmlsafe.file_chunks(io.BytesIO(doc))).decoded.values()
+        self.assertEqual(decoded.content, payload)
+
+    def test_hostile_refused_with_other_names(self) -> None:
+        for doc in (XXE_FILE, XXE_PARAMETER, EXTERNAL_DTD, BILLION_LAUGHS):
+            self.assertRaises(HostileXML, xmlsafe.parse_stream, doc, stream_names=("edXML",))
+        deep = b"<Package>" + b"<a>" * 60 + b"</a>" * 60 + b"</Package>"
+        self.assertRaises(HostileXML, xmlsafe.parse_stream, deep, stream_names=("Package",))
+        many = b"<r>" + b"<Package/>" * 600 + b"</r>"
+        limits = xmlsafe.Limits(max_elements=500)
+        self.assertRaises(
+            HostileXML, xmlsafe.parse_stream, many, limits=limits, stream_names=("Package",)
+        )
+
+    def test_in_memory_content_is_not_copied_at_the_end(self) -> None:
+        """Decoded into memory, the bytes exist once: the peak is the content plus pieces."""
+        block = os.urandom(3 * 1024 * 256)
+        encoded = base64.b64encode(block)
+        chunks = [b"<r><Package>", *([encoded] * 20), b"</Package></r>"]
+        tracemalloc.start()
+        try:
+            parsed = xmlsafe.parse_stream(iter(chunks), stream_names=("Package",))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        (decoded,) = parsed.decoded.values()
+        size = len(block) * 20
+        self.assertEqual(decoded.size, size)
+        # A copy at the end (getvalue of a shared buffer, b"".join of parts) would double it.
+        self.assertLess(peak, size * 1.25 + 4 * 1024 * 1024, f"peak {peak} for {size}")
+
+
 class FidelityTests(SynchronousTestCase):
     def test_comments_and_pis_inside_root_kept_prolog_ignored(self) -> None:
         from lxml import etree
