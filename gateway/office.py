@@ -63,10 +63,11 @@ from gateway.auth import Authenticator, require_acts_for
 from gateway.blobs import BlobError, BlobStore
 from gateway.config import Config, OfficeConfig
 from gateway.interfaces import IOutbound, Submitted
-from gateway.soap import Face, FaultCode, GatewayFault, SoapResponse
+from gateway.soap import OFFICE_NS, Face, FaultCode, GatewayFault, SoapResponse
 
 __all__ = ["OfficeResource"]
 
+_ENVELOPE_PAYLOAD: Final = f"{{{OFFICE_NS}}}Envelope"  # SendDocument's base64 element
 DEFAULT_INBOX_MAX: Final = 10
 DEFAULT_STATUS_MAX: Final = 100
 # Room for the SOAP framing around a base64 envelope (4/3 of its size).
@@ -384,22 +385,32 @@ class OfficeResource(Resource):
         declared = _header(request, b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self._max_request:
             raise _too_large(int(declared), self._max_request)
-        body = cast(BinaryIO, request.content).read()
-        if len(body) > self._max_request:
-            raise _too_large(len(body), self._max_request)
+        # twisted.web spooled the body (to a file when big): parse it from there, decoding the
+        # SendDocument envelope's base64 as it streams by, so its text never exists whole.
+        body = cast(BinaryIO, request.content)
+        body.seek(0, 2)
+        if body.tell() > self._max_request:
+            raise _too_large(body.tell(), self._max_request)
+        body.seek(0)
         parsed: soap.SoapRequest = await self._in_thread(
             self._parse, body, content_type, _header(request, b"soapaction")
         )
-        del body
         self.log.info(
             "office {operation} by {office}", operation=parsed.operation, office=office.name
         )
-        handler = getattr(self, "_op_" + parsed.operation)
-        element: etree._Element = await handler(parsed.body_element, office)
+        if parsed.operation == "SendDocument":
+            element = await self._send_document(parsed.payload or b"", office)
+        else:
+            handler = getattr(self, "_op_" + parsed.operation)
+            element = await handler(parsed.body_element, office)
         return soap.ok_response(parsed.version, element)
 
-    def _parse(self, body: bytes, content_type: str | None, action: str | None) -> soap.SoapRequest:
-        parsed = soap.parse_request(body, content_type, action, limits=self._request_limits)
+    def _parse(
+        self, body: BinaryIO, content_type: str | None, action: str | None
+    ) -> soap.SoapRequest:
+        parsed = soap.parse_request(
+            body, content_type, action, limits=self._request_limits, payload=_ENVELOPE_PAYLOAD
+        )
         soap.validate(parsed.body_element, Face.OFFICE)
         return parsed
 
@@ -428,10 +439,7 @@ class OfficeResource(Resource):
 
     # --- operations (each named after its request element) ---
 
-    async def _op_SendDocument(self, element: etree._Element, office: OfficeConfig) -> Any:
-        payload = soap.child(element, "Envelope")
-        assert payload is not None  # the contract requires it
-        data = soap.decode_base64(payload)
+    async def _send_document(self, data: bytes, office: OfficeConfig) -> Any:
         submitted = await self._outbound.submit_envelope(data, office)
         return soap.send_document_response(submitted.message_id, _deliveries(submitted))
 
