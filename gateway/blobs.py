@@ -49,7 +49,8 @@ def is_digest(value: str) -> bool:
     return _DIGEST.fullmatch(value) is not None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a rename or a new file in `path` durable (the directory entry itself)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -191,10 +192,10 @@ class BlobStore:
         shard = target.parent
         if not shard.exists():
             shard.mkdir(exist_ok=True)
-            _fsync_dir(self.root)
+            fsync_dir(self.root)
         if target.exists():
             # Same digest, same bytes: the first copy is already durable.
             tmp_path.unlink()
             return
         os.replace(tmp_path, target)
-        _fsync_dir(shard)
+        fsync_dir(shard)

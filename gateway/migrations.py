@@ -30,6 +30,8 @@ from pathlib import Path
 
 import attrs
 
+from gateway.blobs import fsync_dir
+
 __all__ = [
     "CURRENT_VERSION",
     "MIGRATIONS",
@@ -219,14 +221,6 @@ def split_statements(script: str) -> list[str]:
     return statements
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _apply(conn: sqlite3.Connection, pending: Sequence[Migration]) -> None:
     conn.execute("BEGIN IMMEDIATE")
     try:
@@ -290,7 +284,7 @@ def _backup(conn: sqlite3.Connection, destination: Path) -> None:
     with open(partial, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(partial, destination)
-    _fsync_dir(destination.parent)
+    fsync_dir(destination.parent)
 
 
 def _create(path: Path, migrations: Sequence[Migration]) -> MigrationReport:
@@ -309,5 +303,5 @@ def _create(path: Path, migrations: Sequence[Migration]) -> MigrationReport:
     with open(fresh, "rb+") as handle:
         os.fsync(handle.fileno())
     os.replace(fresh, path)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return MigrationReport(0, migrations[-1].version, None, created=True)

@@ -902,22 +902,15 @@ def withdraw_inbound(
 ) -> bool:
     """An inbound envelope recalled by its sender: `received | delivered → withdrawn`, which also
     takes it out of every inbox. False when it was not in such a state (already withdrawn)."""
-    changed = conn.execute(
-        "UPDATE messages SET state = 'withdrawn' WHERE id = ? AND direction = 'in'"
-        " AND state IN ('received', 'delivered')",
-        (message_id,),
-    ).rowcount
-    if changed:
-        append_audit(
-            conn,
-            at=now,
-            actor=actor,
-            action="withdrawn",
-            subject_type="message",
-            subject_id=message_id,
-            detail=detail,
-        )
-    return bool(changed)
+    return _message_transition(
+        conn,
+        message_id,
+        "withdrawn",
+        "direction = 'in' AND state IN ('received', 'delivered')",
+        now=now,
+        actor=actor,
+        detail=detail,
+    )
 
 
 def mark_recalled(
@@ -930,17 +923,37 @@ def mark_recalled(
 ) -> bool:
     """Our outbound envelope whose recall was sent: `accepted → recalled`. False when it was
     already recalled (an office system repeating RecallDocument)."""
+    return _message_transition(
+        conn,
+        message_id,
+        "recalled",
+        "direction = 'out' AND kind = 'envelope' AND state = 'accepted'",
+        now=now,
+        actor=actor,
+        detail=detail,
+    )
+
+
+def _message_transition(
+    conn: sqlite3.Connection,
+    message_id: str,
+    to: str,
+    when: str,
+    *,
+    now: dt.datetime,
+    actor: str,
+    detail: Mapping[str, Any] | None,
+) -> bool:
+    """Move a message to state `to` if it matches `when` (a fixed SQL condition), audited."""
     changed = conn.execute(
-        "UPDATE messages SET state = 'recalled' WHERE id = ? AND direction = 'out'"
-        " AND kind = 'envelope' AND state = 'accepted'",
-        (message_id,),
+        f"UPDATE messages SET state = ? WHERE id = ? AND {when}", (to, message_id)
     ).rowcount
     if changed:
         append_audit(
             conn,
             at=now,
             actor=actor,
-            action="recalled",
+            action=to,
             subject_type="message",
             subject_id=message_id,
             detail=detail,
