@@ -463,6 +463,70 @@ def audit_verify(config_path: Path, as_json: bool) -> None:
     sys.exit(EX_OK if not problems else EX_DATAERR)
 
 
+@main.group()
+def certs() -> None:
+    """Certificates the node uses and trusts."""
+
+
+CERTS_EPILOG = (
+    "Exit codes: 0 nothing needs action; 1 warning: something expires within --warn-days, a CRL "
+    "is stale, a key or signature algorithm is weak, or a seal lacks its OrganId; 65 "
+    "(EX_DATAERR) something is expired, not yet valid, revoked, untrusted (no chain to a "
+    "configured root, or a CRL whose signature does not verify), unreadable or does not match "
+    "its key; 78 configuration invalid."
+)
+
+
+@certs.command("check", epilog=CERTS_EPILOG)
+@CONFIG_OPTION
+@click.option("--json", "as_json", is_flag=True, help="One JSON document on stdout.")
+@click.option(
+    "--warn-days",
+    default=30,
+    show_default=True,
+    type=click.IntRange(0, 3650),
+    help="Warn about certificates expiring within this many days.",
+)
+def certs_check(config_path: Path, as_json: bool, warn_days: int) -> None:
+    """Expiry, chain, CRL revocation and key match of every configured and trusted certificate.
+    Read-only: opens no store."""
+    import datetime as dt
+
+    from gateway import certcheck
+
+    conf = _load_config(config_path)
+    report = certcheck.check(conf, now=dt.datetime.now(dt.UTC), warn_days=warn_days)
+    payload = report.to_json()
+
+    def human(p: dict[str, Any]) -> None:
+        from rich.console import Console
+        from rich.markup import escape
+        from rich.table import Table
+
+        colour = {"ok": "green", "expiring": "yellow", "stale": "yellow", "weak": "yellow"}
+        table = Table(title=f"Certificates, checked at {p['checked_at']}")
+        for col in ("role", "state", "subject / path", "not after", "days", "problems"):
+            table.add_column(col)
+        for c in p["certificates"]:
+            role = c["role"] + (f" {c['of']}" if c["of"] else "")
+            state = f"[{colour.get(c['state'], 'red')}]{c['state']}[/]"
+            # The common name is enough to tell certificates apart; --json has the full DN.
+            cn = next(
+                (part[3:] for part in (c["subject"] or "").split(",") if part.startswith("CN=")),
+                c["subject"] or "—",
+            )
+            who = escape(f"{cn}\n{c['path']}")
+            problems = "\n".join(
+                escape(f"{x['message_en']}\n  {x['message_vi']}") for x in c["problems"]
+            )
+            days = "" if c["days_left"] is None else str(c["days_left"])
+            table.add_row(role, state, who, c["not_after"] or "—", days, problems)
+        Console().print(table)
+
+    _emit(payload, as_json, human)
+    sys.exit({"ok": EX_OK, "warning": 1}.get(report.severity, EX_DATAERR))
+
+
 def _load_config(config_path: Path, *, check_files: bool = True) -> Any:
     """The configuration, or every problem in it on stderr and exit 78 (EX_CONFIG)."""
     from gateway import config as configuration
