@@ -12,9 +12,11 @@ from collections.abc import Iterable
 from typing import Any
 
 import attrs
+from cryptography import x509
 
-from edxml import attachments, reader, rules, schema, signature, text
+from edxml import attachments, pdfsig, reader, rules, schema, signature, text
 from edxml.errors import EdxmlError
+from edxml.filetypes import FileKind
 from edxml.findings import Finding, FindingCode, Severity
 from edxml.model import VN_TZ, Envelope, Organization, StatusPacket
 from edxml.xmlsafe import DEFAULT_LIMITS, Limits
@@ -57,6 +59,20 @@ class Report:
     attachments: tuple[attachments.AttachmentVerdict, ...] = ()
     signature: signature.SignatureVerdict | None = None
     refusal: Refusal | None = None
+    pdfs: tuple[tuple[str, pdfsig.PdfVerdict], ...] = ()  # (content_id, verdict) per PDF
+
+    @property
+    def legality(self) -> pdfsig.Legality | None:
+        """R5 for the whole document: broken if any PDF signature is broken, legal if a PDF is
+        signed (intact, trusted, not revoked) by the sending agency or a person of it, else
+        reference only. None for a status packet or unreadable bytes."""
+        if not isinstance(self.document, Envelope):
+            return None
+        found = {v.legality for _, v in self.pdfs}
+        for verdict in (pdfsig.Legality.BROKEN, pdfsig.Legality.LEGAL):
+            if verdict in found:
+                return verdict
+        return pdfsig.Legality.REFERENCE_ONLY
 
     @property
     def kind(self) -> str:
@@ -95,6 +111,7 @@ def examine(
     limits: Limits = DEFAULT_LIMITS,
     now: dt.datetime | None = None,
     strict_schema: bool = False,
+    crls: tuple[x509.CertificateRevocationList, ...] = (),
 ) -> Report:
     """Everything the library can say about `data`; `strict_schema` makes XSD deviations
     refusals instead of warnings."""
@@ -113,6 +130,7 @@ def examine(
     found += rules.check(doc, now=now)
     found += text.scan(doc)
     verdicts: tuple[attachments.AttachmentVerdict, ...] = ()
+    pdfs: tuple[tuple[str, pdfsig.PdfVerdict], ...] = ()
     if isinstance(doc, Envelope):
         verdicts = tuple(
             attachments.analyse(att, decoded)
@@ -120,6 +138,24 @@ def examine(
         )
         for v in verdicts:
             found += v.findings
+        moment = now or dt.datetime.now(dt.UTC)
+        pdfs = tuple(
+            (
+                v.content_id,
+                pdfsig.validate_pdf(
+                    v.data,
+                    trust=trust or signature.Trust(roots=()),
+                    crls=crls,
+                    now=moment,
+                    sender_organ_id=doc.header.from_.organ_id,
+                    path=f"/AttachmentEncoded/Attachment[ContentId='{v.content_id}']",
+                ),
+            )
+            for v in verdicts
+            if v.kind is FileKind.PDF and v.data is not None
+        )
+        for _, pdf in pdfs:
+            found += pdf.findings
     if trust is not None:
         sig = signature.verify(data, trust, weak=weak, now=now)
     else:
@@ -131,6 +167,7 @@ def examine(
         findings=_dedupe(found),
         attachments=verdicts,
         signature=sig,
+        pdfs=pdfs,
     )
 
 
@@ -173,7 +210,15 @@ def _report_json(report: Report) -> dict[str, Any]:
                 for t in doc.trace.traces
             ],
         )
-        out["attachments"] = [v.to_json() for v in report.attachments]
+        pdf_of = dict(report.pdfs)
+        out["attachments"] = [
+            {**v.to_json(), "pdf": pdf_of[v.content_id].to_json()}
+            if v.content_id in pdf_of
+            else v.to_json()
+            for v in report.attachments
+        ]
+        legality = report.legality
+        out["legal_validity"] = legality.value if legality else None
     elif isinstance(doc, StatusPacket):
         out.update(
             document_id=doc.response_for.document_id,

@@ -190,12 +190,36 @@ class PdfSignature:
             and self.allowed_updates_only
         )
 
+    def to_json(self) -> dict[str, object]:
+        return {
+            "field": self.field_name,
+            "signer": self.signer.to_json(),
+            "organization": self.organization,
+            "organ_id": self.organ_id,
+            "role": self.role.value,
+            "by_sender": self.by_sender,
+            "signing_time": self.signing_time.isoformat() if self.signing_time else None,
+            "intact": self.intact,
+            "coverage": self.coverage.value,
+            "modification": self.modification,
+            "chain": self.chain.value,
+            "chain_reason": self.chain_reason.en if self.chain_reason else None,
+            "revocation": self.revocation.value,
+            "counts_legally": self.counts_legally,
+        }
+
 
 @attrs.frozen
 class PdfVerdict:
     signatures: tuple[PdfSignature, ...]
     legality: Legality
     findings: tuple[Finding, ...]
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "legality": self.legality.value,
+            "signatures": [s.to_json() for s in self.signatures],
+        }
 
 
 def validate_pdf(

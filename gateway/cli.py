@@ -61,8 +61,21 @@ def main() -> None:
     is_flag=True,
     help="Refuse any deviation from the strict edXML schema (element order, formats).",
 )
+@click.option(
+    "--crl",
+    "crl_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Certificate revocation list (PEM or DER) for PDF signatures; repeatable. Nothing is "
+    "fetched from the network.",
+)
 def inspect(
-    file: Path, as_json: bool, trust_files: tuple[Path, ...], weak: str, strict: bool
+    file: Path,
+    as_json: bool,
+    trust_files: tuple[Path, ...],
+    weak: str,
+    strict: bool,
+    crl_files: tuple[Path, ...],
 ) -> None:
     """Read an edXML FILE offline and say what it is and whether it is acceptable."""
     from edxml import check, signature
@@ -77,7 +90,13 @@ def inspect(
         if trust_files
         else None
     )
-    report = check.examine(data, trust=trust, weak=signature.WeakPolicy(weak), strict_schema=strict)
+    report = check.examine(
+        data,
+        trust=trust,
+        weak=signature.WeakPolicy(weak),
+        strict_schema=strict,
+        crls=tuple(_load_crl(p) for p in crl_files),
+    )
     payload = report.to_json()
     payload["file"] = str(file)
     if as_json:
@@ -538,6 +557,15 @@ def _load_config(config_path: Path, *, check_files: bool = True) -> Any:
         sys.exit(EX_CONFIG)
 
 
+def _load_crl(path: Path) -> Any:
+    from cryptography import x509
+
+    raw = path.read_bytes()
+    if b"-----BEGIN X509 CRL-----" in raw:
+        return x509.load_pem_x509_crl(raw)
+    return x509.load_der_x509_crl(raw)
+
+
 def _print_report(r: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -563,6 +591,7 @@ def _print_report(r: dict[str, Any]) -> None:
         if r.get("business_target"):
             business += f" → {r['business_target']}"
         facts.add_row("Business", business)
+        facts.add_row("Legal validity", str(r.get("legal_validity")))
     else:
         st = r["status"]
         facts.add_row("Status", f"{st['code']} {st['label_vi']} / {st['label_en']}")

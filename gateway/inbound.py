@@ -40,6 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar, cast
 
 import attrs
+from cryptography import x509
 from zope.interface import implementer
 
 from twisted.internet.interfaces import IReactorFromThreads, IReactorTime
@@ -85,6 +86,17 @@ def load_trust(config: TrustConfig) -> signature.Trust:
     if not roots:
         return signature.Trust(roots=())
     return signature.Trust.from_pem(roots, intermediates)
+
+
+def load_crls(config: TrustConfig) -> tuple[x509.CertificateRevocationList, ...]:
+    """The configured CRLs (PEM or DER), read once at start; PDF signers are checked against
+    them and nothing is fetched from the network."""
+    out = []
+    for path in TrustConfig.expand(config.crls):
+        raw = path.read_bytes()
+        pem = b"-----BEGIN X509 CRL-----" in raw
+        out.append(x509.load_pem_x509_crl(raw) if pem else x509.load_der_x509_crl(raw))
+    return tuple(out)
 
 
 def _receipt_json(receipt: Receipt) -> str:
@@ -149,6 +161,7 @@ class Inbound:
         self._pool = pool
         self._reactor = reactor if reactor is not None else cast(IReactorFromThreads, clock)
         self._trust = trust if trust is not None else load_trust(config.trust)
+        self._crls = load_crls(config.trust)
 
     def now(self) -> dt.datetime:
         return now_of(self._clock)
@@ -178,6 +191,7 @@ class Inbound:
                 limits=limits.xml_limits(),
                 now=now,
                 strict_schema=False,
+                crls=self._crls,
             )
         except EdxmlError as exc:
             raise GatewayFault.from_edxml_error(exc) from None

@@ -74,6 +74,7 @@ DEFAULT_STATUS_MAX: Final = 100
 
 _KINDS: Final = {"0": "new", "1": "revoke", "2": "update", "3": "replace"}
 _LEGAL: Final = frozenset({"valid", "invalid", "undetermined"})
+_R5_AS_CONTRACT: Final = {"legal": "valid", "reference-only": "invalid", "broken": "invalid"}
 _SIGNATURE: Final = frozenset({"valid", "invalid", "absent", "unverifiable"})
 
 
@@ -242,6 +243,9 @@ def _verdict(verdict_json: str) -> soap.Verdict:
             if isinstance(findings, list)
             else []
         )
+    # R5's verdict as the contract's LegalValidity: a PDF signed by the sending agency is valid;
+    # "reference-only" (no such signature) has no legal value: invalid; no verdict: undetermined.
+    legal = _R5_AS_CONTRACT.get(str(legal), legal)
     return soap.Verdict(
         legal_validity=legal if legal in _LEGAL else "undetermined",
         signature_state=signature if signature in _SIGNATURE else "unverifiable",

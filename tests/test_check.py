@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 from click.testing import CliRunner
 from pki import make_pki
@@ -108,3 +109,75 @@ class FindingPathTests(SynchronousTestCase):
             for f in check.examine(path.read_bytes(), strict_schema=True).findings:
                 if f.path is not None:
                     self.assertRegex(f.path, r"^/(edXMLEnvelope|AttachmentEncoded)(/|$)", f)
+
+
+def envelope_with_pdf(pdf: bytes) -> bytes:
+    """The sample envelope (sender H23) carrying `pdf` as its document."""
+    import attrs
+    from make_sample import sample_envelope
+
+    from edxml import writer
+    from edxml.model import Attachment
+
+    env = sample_envelope()
+    first = env.attachments[0]
+    signed = Attachment.of(
+        pdf,
+        content_id=first.content_id,
+        attachment_name=first.attachment_name,
+        content_type=first.content_type,
+        description=first.description,
+    )
+    return writer.write(attrs.evolve(env, attachments=(signed, *env.attachments[1:])))
+
+
+class LegalValidityTests(SynchronousTestCase):
+    """R5: the document's verdict from its PDF signatures, in examine and `gateway inspect`."""
+
+    def setUp(self) -> None:
+        from pdfkit import make_kit
+
+        self.kit = make_kit()
+        self.trust = signature.Trust(roots=(self.kit.pki.root.cert,))
+
+    def legality(self, pdf: bytes, **kw: Any) -> tuple[str | None, list[str]]:
+        report = check.examine(envelope_with_pdf(pdf), trust=self.trust, **kw)
+        legal = report.legality.value if report.legality else None
+        return legal, codes(report)
+
+    def test_seal_of_the_sender_is_legal(self) -> None:
+        self.assertEqual(self.legality(self.kit.seal)[0], "legal")
+        self.assertEqual(self.legality(self.kit.person_then_seal)[0], "legal")
+
+    def test_unsigned_or_foreign_is_reference_only(self) -> None:
+        for pdf in (self.kit.unsigned, self.kit.g22, self.kit.untrusted):
+            self.assertEqual(self.legality(pdf)[0], "reference-only")
+
+    def test_tampered_pdf_is_broken_and_refused(self) -> None:
+        report = check.examine(envelope_with_pdf(self.kit.tampered), trust=self.trust)
+        self.assertEqual(report.legality.value if report.legality else None, "broken")
+        self.assertIn("PdfSignatureBroken", codes(report))
+        self.assertFalse(report.acceptable)
+
+    def test_revoked_signer_is_reference_only_given_the_crl(self) -> None:
+        self.assertEqual(self.legality(self.kit.revoked)[0], "legal")  # no CRL: unknown
+        legal, found = self.legality(self.kit.revoked, crls=(self.kit.crl,))
+        self.assertEqual(legal, "reference-only")
+        self.assertIn("PdfSignerRevoked", found)
+
+    def test_inspect_offline_with_trust_and_crl(self) -> None:
+        from cryptography.hazmat.primitives import serialization
+
+        doc = Path(self.mktemp())
+        doc.write_bytes(envelope_with_pdf(self.kit.revoked))
+        root = Path(self.mktemp())
+        root.write_bytes(self.kit.pki.root.cert_pem)
+        crl = Path(self.mktemp())
+        crl.write_bytes(self.kit.crl.public_bytes(serialization.Encoding.DER))
+        result = CliRunner().invoke(
+            main, ["inspect", "--json", "--trust", str(root), "--crl", str(crl), str(doc)]
+        )
+        report = json.loads(result.stdout)
+        self.assertEqual(report["legal_validity"], "reference-only")
+        pdf = report["attachments"][0]["pdf"]
+        self.assertEqual(pdf["signatures"][0]["revocation"], "revoked")

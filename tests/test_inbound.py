@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import attrs
 from nodekit import (
     FIXTURES,
     HOSTED,
@@ -26,7 +27,7 @@ from twisted.trial.unittest import TestCase
 
 from edxml import reader, signature, writer
 from edxml.codes import Priority, StatusCode
-from edxml.model import VN_TZ, Envelope, Organization, StatusPacket
+from edxml.model import VN_TZ, Attachment, Envelope, Organization, StatusPacket
 from gateway import statuses
 from gateway import store as st
 from gateway.interfaces import IInbound, Peer
@@ -153,6 +154,28 @@ class InboundTests(TestCase):
         receipt = await self.inbound.accept(good, PEER)
         self.assertFalse(receipt.duplicate)
         self.assertEqual(len(await self.inbound_messages("received")), 1)
+
+    async def test_broken_pdf_signature_is_refused_with_02_naming_it(self) -> None:
+        """R5/R13: a PDF whose signature no longer matches its bytes refuses the document."""
+        import pdfkit
+
+        kit = pdfkit.make_kit()
+        unsigned = reader.read(self.kit.envelope(REMOTE_G22, [HOSTED_H23])).document
+        assert isinstance(unsigned, Envelope)
+        first = unsigned.attachments[0]
+        broken = Attachment.of(
+            kit.tampered,
+            content_id=first.content_id,
+            attachment_name=first.attachment_name,
+            content_type=first.content_type,
+        )
+        doc = attrs.evolve(unsigned, attachments=(broken, *unsigned.attachments[1:]))
+        fault = await self.refused(self.kit.sign_as(REMOTE_G22, writer.write(doc)))
+        self.assertIs(fault.code, FaultCode.SIGNATURE_INVALID)
+        self.assertIn("PdfSignatureBroken", [f.code for f in fault.findings])
+        [(recipient, packet)] = await self.statuses_out()
+        self.assertEqual((recipient, packet.status_code), (REMOTE_G22, StatusCode.REJECTED))
+        self.assertIn("PDF", packet.description)
 
     async def test_unsigned_envelope_refused_where_the_route_requires_a_signature(self) -> None:
         fault = await self.refused(self.kit.envelope(REMOTE_G22, [HOSTED_H23]))
