@@ -157,7 +157,7 @@ def examine(
         for _, pdf in pdfs:
             found += pdf.findings
     if trust is not None:
-        sig = signature.verify(data, trust, weak=weak, now=now)
+        sig = signature.verify(data, trust, weak=weak, now=now, crls=crls)
     else:
         sig = signature.describe(data)
     found += sig.findings

@@ -45,7 +45,15 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
-from edxml.certificates import Problem, SignerIdentity, Trust, build_chain, organ_id_of
+from edxml.certificates import (
+    Problem,
+    RevocationState,
+    SignerIdentity,
+    Trust,
+    build_chain,
+    organ_id_of,
+    revocation,
+)
 from edxml.findings import Fault, Finding, FindingCode, Severity
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
@@ -377,28 +385,18 @@ def _revocation(
     crls: Sequence[x509.CertificateRevocationList],
     now: datetime.datetime,
 ) -> tuple[Revocation, datetime.datetime | None]:
+    # The signer's own status only (pyHanko's chain is not ours to walk): every certificate that
+    # could have issued it is tried, as a renewed CA keeps its name under a new key.
     issuers = [
         c for c in (*trust.intermediates, *trust.roots, *embedded) if c.subject == leaf.issuer
     ]
-    seen = False
-    for crl in crls:
-        if crl.issuer != leaf.issuer:
-            continue
-        # Only a CRL its issuer really signed counts: a forged "good" must not hide a revocation.
-        if not any(_signed_by(crl, issuer) for issuer in issuers):
-            continue
-        seen = True
-        entry = crl.get_revoked_certificate_by_serial_number(leaf.serial_number)
-        if entry is not None and entry.revocation_date_utc <= now:
-            return Revocation.REVOKED, entry.revocation_date_utc
-    return (Revocation.GOOD if seen else Revocation.UNKNOWN), None
-
-
-def _signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    try:
-        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return False
+    results = [revocation((leaf, issuer), crls, now) for issuer in issuers]
+    for result in results:
+        if result.state is RevocationState.REVOKED:
+            return Revocation.REVOKED, result.revoked_at
+    if any(result.state is RevocationState.GOOD for result in results):
+        return Revocation.GOOD, None
+    return Revocation.UNKNOWN, None
 
 
 def _role(subject: x509.Name) -> Role:

@@ -12,7 +12,9 @@ Signed XML is bytes in, bytes out: store and forward the exact bytes; any re-ser
 
 Trust is always explicit (an `edxml.certificates.Trust`, importable from here too): signxml's own
 default is certifi's public WebPKI store, which must never decide who may sign an official
-document. Revocation (CRL/OCSP) is not checked yet; every verdict says so. Reading certificates,
+document. Revocation is checked by CRL against the CRLs the caller passes (nothing is fetched,
+no OCSP): every certificate of the chain below the root against its issuer's CRL; a verdict
+without a CRL for some issuer says which (RevocationNotChecked). Reading certificates,
 the signer's identity and chain building live in `edxml.certificates`.
 """
 
@@ -47,12 +49,15 @@ from signxml.processor import get_schema
 from edxml import c14n, xmlsafe
 from edxml.certificates import (
     Problem,
+    RevocationState,
     SignerIdentity,
     Trust,
     as_certificates,
     build_chain,
+    distinguished_name,
     load_certificate,
     pick_leaf,
+    revocation,
     weak_key,
 )
 from edxml.codes import DSIG_NS, NS
@@ -125,8 +130,23 @@ SIGNER_UNTRUSTED = FindingCode(
 REVOCATION_NOT_CHECKED = FindingCode(
     "RevocationNotChecked",
     Severity.INFO,
-    "Certificate revocation (CRL/OCSP) was not checked",
-    "Chưa kiểm tra tình trạng thu hồi của chứng thư số (CRL/OCSP)",
+    "Certificate revocation (CRL/OCSP) was not checked: {detail}",
+    "Chưa kiểm tra tình trạng thu hồi của chứng thư số (CRL/OCSP): {detail_vi}",
+)
+SIGNER_REVOKED = FindingCode(
+    "SignerRevoked",
+    Severity.ERROR,
+    "The certificate {certificate} in the signer's chain was revoked at {revoked_at}"
+    " (reason: {reason})",
+    "Chứng thư số {certificate} trong chuỗi của người ký đã bị thu hồi lúc {revoked_at}"
+    " (lý do: {reason})",
+    Fault.UNTRUSTED_SIGNER,
+)
+REVOCATION_LIST_PROBLEM = FindingCode(
+    "RevocationListProblem",
+    Severity.WARNING,
+    "A certificate revocation list (CRL) is not as it should be: {detail}",
+    "Danh sách thu hồi chứng thư số (CRL) có vấn đề: {detail_vi}",
 )
 SIGNATURE_TRUST_NOT_CONFIGURED = FindingCode(
     "SignatureTrustNotConfigured",
@@ -357,15 +377,17 @@ def verify(
     weak: WeakPolicy = WeakPolicy.WARN,
     now: datetime.datetime | None = None,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+    crls: Sequence[x509.CertificateRevocationList] = (),
 ) -> SignatureVerdict:
-    """Check the packet's signature against `trust` at `now` (default: the current time).
+    """Check the packet's signature against `trust` and `crls` at `now` (default: the current time).
 
-    Everything about the signature is in the verdict. Raises only for bytes the hardened parser
+    Everything about the signature is in the verdict; a revoked certificate anywhere in the
+    signer's chain makes it invalid (SignerRevoked). Raises only for bytes the hardened parser
     refuses (`edxml.errors.XMLRefused`) and for caller bugs (a naive `now`, trust not a Trust).
     """
     if not isinstance(trust, Trust):
         raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
-    return _Examination(_faithful_tree(data, limits), weak, _utc(now)).run(trust)
+    return _Examination(_faithful_tree(data, limits), weak, _utc(now), tuple(crls)).run(trust)
 
 
 def describe(
@@ -402,8 +424,15 @@ class _Discard:
 class _Examination:
     """One verification: collects findings and facts, then decides the state."""
 
-    def __init__(self, root: etree._Element, weak: WeakPolicy, now: datetime.datetime) -> None:
+    def __init__(
+        self,
+        root: etree._Element,
+        weak: WeakPolicy,
+        now: datetime.datetime,
+        crls: tuple[x509.CertificateRevocationList, ...] = (),
+    ) -> None:
         self.root = root
+        self.crls = crls
         self.weak_policy = weak
         self.now = now
         self.findings: list[Finding] = []
@@ -489,17 +518,59 @@ class _Examination:
                 **whole,
             )
         chain = build_chain(self.leaf, self.certs, trust, self.now)
-        self.findings.append(REVOCATION_NOT_CHECKED(path=element_path(signature)))
+        where = element_path(signature)
         if isinstance(chain, Problem):
             self.findings.append(
-                SIGNER_UNTRUSTED(path=element_path(signature), detail=chain.en, detail_vi=chain.vi)
+                REVOCATION_NOT_CHECKED(
+                    path=where,
+                    detail="the signer does not chain to a trusted root",
+                    detail_vi="chứng thư của người ký không dẫn tới chứng thư gốc tin cậy",
+                )
             )
+            self.findings.append(SIGNER_UNTRUSTED(path=where, detail=chain.en, detail_vi=chain.vi))
             return self.verdict(SignatureState.INVALID, f"signer not trusted: {chain.en}", **whole)
+        checked = revocation(chain, self.crls, self.now)
+        for problem in checked.problems:
+            self.findings.append(
+                REVOCATION_LIST_PROBLEM(path=where, detail=problem.en, detail_vi=problem.vi)
+            )
+        if checked.state is RevocationState.REVOKED and checked.revoked_cert is not None:
+            who = distinguished_name(checked.revoked_cert.subject)
+            at = checked.revoked_at.isoformat(timespec="seconds") if checked.revoked_at else "?"
+            self.findings.append(
+                SIGNER_REVOKED(
+                    path=where, certificate=who, revoked_at=at, reason=checked.reason or "-"
+                )
+            )
+            return self.verdict(
+                SignatureState.INVALID,
+                f"signer revoked: {who} was revoked at {at}",
+                chain=chain.subjects,
+                revocation_checked=True,
+                **whole,
+            )
+        if checked.state is RevocationState.UNKNOWN:
+            issuers = "; ".join(checked.missing)
+            self.findings.append(
+                REVOCATION_NOT_CHECKED(
+                    path=where,
+                    detail=f"no CRL of {issuers} is at hand",
+                    detail_vi=f"không có CRL của {issuers}",
+                )
+            )
+            return self.verdict(
+                SignatureState.VALID,
+                "the signature is valid and covers the whole packet; the signer chains to a"
+                f" trusted root (revocation not checked: no CRL of {issuers})",
+                chain=chain.subjects,
+                **whole,
+            )
         return self.verdict(
             SignatureState.VALID,
             "the signature is valid and covers the whole packet; the signer chains to a trusted"
-            " root (revocation not checked)",
+            " root and no certificate of its chain is revoked",
             chain=chain.subjects,
+            revocation_checked=True,
             **whole,
         )
 

@@ -4,7 +4,8 @@ One `CertStatus` per certificate: the node's TLS certificate, the office face's,
 agency's seal, each route's own TLS certificate, every trusted root and intermediate (configured,
 or shipped inside a chain file), and one per configured CRL. Each is checked for validity dates
 (expiring `warn_days` ahead), a chain to a configured root (edxml.certificates.build_chain), the
-configured CRLs of its issuer, its private key (where the node holds one) and weak algorithms.
+configured CRLs of every CA above it (edxml.certificates.revocation), its private key (where
+the node holds one) and weak algorithms.
 
 Read-only and offline: reads the files the configuration names, opens no store and no network.
 The configuration sits on the config floor, so this module may be imported by the CLI alone.
@@ -13,7 +14,7 @@ The configuration sits on the config floor, so this module may be imported by th
 from __future__ import annotations
 
 import datetime
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
@@ -25,11 +26,13 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from edxml.certificates import (
     Chain,
+    RevocationState,
     Trust,
     build_chain,
     distinguished_name,
     organ_id_of,
     pick_leaf,
+    revocation,
     weak_key,
 )
 from gateway.config import VIETNAM, Config, TlsConfig, TrustConfig
@@ -301,26 +304,24 @@ class _Crl:
 
 
 def _revocation_issues(
-    chain: Iterable[x509.Certificate], crls: Sequence[_Crl], leaf: x509.Certificate
+    chain: Sequence[x509.Certificate], crls: Sequence[_Crl], now: datetime.datetime
 ) -> list[Issue]:
-    issues = []
-    for cert in chain:
-        for entry in crls:
-            if not entry.valid or entry.crl.issuer != cert.issuer:
-                continue
-            revoked = entry.crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if revoked is None:
-                continue
-            when = _shown(revoked.revocation_date_utc)
-            if cert == leaf:
-                en = f"revoked at {when} (CRL {entry.path})"
-                vi = f"đã bị thu hồi lúc {when} (CRL {entry.path})"
-            else:
-                who = distinguished_name(cert.subject)
-                en = f"its issuing CA {who} was revoked at {when} (CRL {entry.path})"
-                vi = f"CA cấp phát {who} đã bị thu hồi lúc {when} (CRL {entry.path})"
-            issues.append(Issue(REVOKED, en, vi))
-    return issues
+    """`chain` runs from the certificate shown up to its anchor (edxml.certificates.revocation);
+    the CRLs' own problems are shown on their own lines, not here."""
+    result = revocation(chain, [entry.crl for entry in crls], now)
+    cert = result.revoked_cert
+    if result.state is not RevocationState.REVOKED or cert is None:
+        return []
+    path = next((e.path for e in crls if e.crl is result.revoked_by), None)
+    when = _shown(result.revoked_at)
+    if cert == chain[0]:
+        en = f"revoked at {when} (CRL {path})"
+        vi = f"đã bị thu hồi lúc {when} (CRL {path})"
+    else:
+        who = distinguished_name(cert.subject)
+        en = f"its issuing CA {who} was revoked at {when} (CRL {path})"
+        vi = f"CA cấp phát {who} đã bị thu hồi lúc {when} (CRL {path})"
+    return [Issue(REVOKED, en, vi)]
 
 
 def _status(
@@ -447,15 +448,18 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
         # reported as expired, not also as untrusted.
         at = min(max(now, cert.not_valid_before_utc), cert.not_valid_after_utc)
         built = build_chain(cert, read, trust, at)
-        chain: Sequence[x509.Certificate] = (cert,)
+        chain: Sequence[x509.Certificate]
         if isinstance(built, Chain):
-            chain = _without_root(built)
+            chain = built.certificates
         elif at != now and (up := _ca_path(cert, [*read, *others], roots)) is not None:
             # Out of its dates the CAs' windows may not overlap the leaf's: signatures decide.
-            chain = (cert, *up[:-1])
+            chain = (cert, *up)
         else:
             issues.append(Issue(UNTRUSTED, built.en, built.vi))
-        issues += _revocation_issues(chain, crls, cert)
+            # Untrusted, yet its direct issuer's CRL may still say it is revoked.
+            issuer = next((c for c in [*read, *others, *roots] if _issued_by(cert, c)), None)
+            chain = (cert,) if issuer is None or issuer == cert else (cert, issuer)
+        issues += _revocation_issues(chain, crls, now)
         if leaf.key_path is not None:
             key_issue = _key_issue(leaf.key_path, cert)
             if key_issue is not None:
@@ -486,14 +490,10 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
                 )
             )
         elif cert.subject != cert.issuer:
-            issues += _revocation_issues([cert, *path_up[:-1]], crls, cert)
+            issues += _revocation_issues([cert, *path_up], crls, now)
         issues += _weak_issues(cert)
         statuses.append(_status(role, path, cert, issues, left, None))
     return CertReport(checked_at=now, warn_days=warn_days, statuses=tuple(statuses))
-
-
-def _without_root(chain: Chain) -> tuple[x509.Certificate, ...]:
-    return tuple(c for c in chain.certificates if c.subject != c.issuer)
 
 
 def _check_crl(

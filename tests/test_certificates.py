@@ -23,6 +23,7 @@ from twisted.trial.unittest import SynchronousTestCase
 from edxml.certificates import (
     Chain,
     Problem,
+    RevocationState,
     SignerIdentity,
     Trust,
     build_chain,
@@ -30,14 +31,16 @@ from edxml.certificates import (
     load_certificate,
     organ_id_of,
     pick_leaf,
+    revocation,
     weak_key,
 )
 from edxml.model import VN_TZ
+from gateway import devpki
 
 try:
-    from tests.pki import PKIEntry, make_pki
+    from tests.pki import PKIEntry, TestPKI, make_pki
 except ImportError:  # tests/ itself on sys.path (no package __init__)
-    from pki import PKIEntry, make_pki  # type: ignore[no-redef, import-not-found]
+    from pki import PKIEntry, TestPKI, make_pki  # type: ignore[no-redef, import-not-found]
 
 SIGNING = x509.KeyUsage(True, True, False, False, False, False, False, False, False)
 
@@ -324,3 +327,129 @@ class PKITests(SynchronousTestCase):
         for entry in pki.entries():
             if entry is not pki.ec_agency:
                 self.assertEqual(entry.cert.public_key().key_size, 2048)  # type: ignore[union-attr]
+
+
+def make_crl(
+    issuer: PKIEntry,
+    revoked: tuple[x509.Certificate, ...] = (),
+    *,
+    signer: rsa.RSAPrivateKey | None = None,
+    next_update: datetime.timedelta = datetime.timedelta(days=7),
+    reason: x509.ReasonFlags | None = None,
+) -> x509.CertificateRevocationList:
+    """A CRL naming `issuer`, signed by its key (or by `signer`, to forge one)."""
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.cert.subject)
+        .last_update(now - datetime.timedelta(days=8))
+        .next_update(now + next_update)
+    )
+    for cert in revoked:
+        entry = (
+            x509.RevokedCertificateBuilder()
+            .serial_number(cert.serial_number)
+            .revocation_date(now - datetime.timedelta(hours=2))
+        )
+        if reason is not None:
+            entry = entry.add_extension(x509.CRLReason(reason), critical=False)
+        builder = builder.add_revoked_certificate(entry.build())
+    key = signer if signer is not None else issuer.key
+    return builder.sign(key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def fresh_seal(pki: TestPKI) -> PKIEntry:
+    """A seal of UBND tỉnh Hà Nam issued now by the intermediate, serial unseen by other tests."""
+    now = datetime.datetime.now(datetime.UTC)
+    return devpki.issue(
+        "fresh_seal",
+        pki.agency_h23.cert.subject,
+        issuer=pki.intermediate,
+        not_before=now - datetime.timedelta(days=1),
+        not_after=now + datetime.timedelta(days=365),
+        extended=devpki.SIGNER_EKU,
+    )
+
+
+class RevocationTests(SynchronousTestCase):
+    def setUp(self) -> None:
+        self.pki = make_pki()
+        self.now = datetime.datetime.now(datetime.UTC)
+        self.seal = fresh_seal(self.pki)
+        self.chain = (self.seal.cert, self.pki.intermediate.cert, self.pki.root.cert)
+        self.root_crl = make_crl(self.pki.root)
+
+    def test_revoked_leaf(self) -> None:
+        crl = make_crl(
+            self.pki.intermediate, (self.seal.cert,), reason=x509.ReasonFlags.key_compromise
+        )
+        result = revocation(self.chain, [self.root_crl, crl], self.now)
+        self.assertIs(result.state, RevocationState.REVOKED)
+        self.assertEqual(result.revoked_cert, self.seal.cert)
+        self.assertIs(result.revoked_by, crl)
+        self.assertEqual(result.reason, "keyCompromise")
+        assert result.revoked_at is not None
+        self.assertLess(result.revoked_at, self.now)
+        self.assertEqual(result.problems, ())
+
+    def test_good_needs_a_crl_of_every_issuer(self) -> None:
+        empty = make_crl(self.pki.intermediate)
+        good = revocation(self.chain, [empty, self.root_crl], self.now)
+        self.assertIs(good.state, RevocationState.GOOD)
+        self.assertEqual(good.missing, ())
+        built = build_chain(
+            self.seal.cert,
+            (),
+            Trust(roots=[self.pki.root.cert], intermediates=[self.pki.intermediate.cert]),
+            self.now,
+        )
+        assert isinstance(built, Chain)
+        self.assertIs(
+            revocation(built, [empty, self.root_crl], self.now).state, RevocationState.GOOD
+        )
+        partial = revocation(self.chain, [empty], self.now)
+        self.assertIs(partial.state, RevocationState.UNKNOWN)
+        self.assertEqual(partial.missing, (distinguished_name(self.pki.root.cert.subject),))
+        # The anchor (last) is never checked: the signer's status alone is (signer, issuer).
+        alone = revocation(self.chain[:2], [empty], self.now)
+        self.assertIs(alone.state, RevocationState.GOOD)
+
+    def test_forged_crl_is_ignored_and_reported(self) -> None:
+        forged = make_crl(self.pki.intermediate, (), signer=devpki.rsa_key())
+        result = revocation(self.chain, [forged, self.root_crl], self.now)
+        self.assertIs(result.state, RevocationState.UNKNOWN)
+        self.assertEqual(result.missing, (distinguished_name(self.pki.intermediate.cert.subject),))
+        self.assertEqual(len(result.problems), 1)
+        self.assertIn("ignored", result.problems[0].en)
+        self.assertIn("bỏ qua", result.problems[0].vi)
+        # A forged "good" next to the real listing does not hide the revocation either.
+        real = make_crl(self.pki.intermediate, (self.seal.cert,))
+        both = revocation(self.chain, [forged, real, self.root_crl], self.now)
+        self.assertIs(both.state, RevocationState.REVOKED)
+
+    def test_stale_crl_counts_and_is_reported(self) -> None:
+        stale = make_crl(
+            self.pki.intermediate, (self.seal.cert,), next_update=-datetime.timedelta(days=1)
+        )
+        result = revocation(self.chain, [stale, self.root_crl], self.now)
+        self.assertIs(result.state, RevocationState.REVOKED)
+        self.assertEqual(len(result.problems), 1)
+        self.assertIn("out of date", result.problems[0].en)
+        self.assertIn("quá hạn", result.problems[0].vi)
+
+    def test_revoked_intermediate(self) -> None:
+        root_crl = make_crl(self.pki.root, (self.pki.intermediate.cert,))
+        empty = make_crl(self.pki.intermediate)
+        result = revocation(self.chain, [empty, root_crl], self.now)
+        self.assertIs(result.state, RevocationState.REVOKED)
+        self.assertEqual(result.revoked_cert, self.pki.intermediate.cert)
+
+    def test_revocation_dated_later_does_not_count_yet(self) -> None:
+        crl = make_crl(self.pki.intermediate, (self.seal.cert,))
+        earlier = self.now - datetime.timedelta(days=1)
+        result = revocation(self.chain, [crl, self.root_crl], earlier)
+        self.assertIs(result.state, RevocationState.GOOD)
+
+    def test_naive_now_is_a_caller_bug(self) -> None:
+        with self.assertRaises(ValueError):
+            revocation(self.chain, [], datetime.datetime(2025, 1, 1))

@@ -26,13 +26,19 @@ from edxml.codes import DSIG_NS, NS
 from edxml.errors import HostileXML, NotEdxml
 from edxml.findings import Fault, Severity, registry
 from edxml.signature import SignatureState, Trust, WeakPolicy
+from gateway import devpki
 
 try:
     from tests.pki import PKIEntry, make_pki
-    from tests.test_certificates import SIGNING, issue
+    from tests.test_certificates import SIGNING, fresh_seal, issue, make_crl
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from pki import PKIEntry, make_pki  # type: ignore[no-redef, import-not-found]
-    from test_certificates import SIGNING, issue  # type: ignore[no-redef, import-not-found]
+    from test_certificates import (  # type: ignore[no-redef, import-not-found]
+        SIGNING,
+        fresh_seal,
+        issue,
+        make_crl,
+    )
 
 E = f"{{{NS}}}"
 DS = f"{{{DSIG_NS}}}"
@@ -1004,3 +1010,72 @@ class FaithfulnessTests(_Base):
         verdict = sig.verify(self.signed(attachment=blob), self.trust)
         self.assertIs(verdict.state, SignatureState.VALID)
         self.assertIsNone(verdict.signed_data)
+
+
+class RevocationTests(_Base):
+    def setUp(self) -> None:
+        super().setUp()
+        self.seal = fresh_seal(self.pki)
+        self.data = self.signed(self.seal)
+        self.root_crl = make_crl(self.pki.root)
+
+    def test_revoked_signer_is_invalid(self) -> None:
+        crl = make_crl(self.pki.intermediate, (self.seal.cert,))
+        verdict = sig.verify(self.data, self.trust, crls=[crl, self.root_crl])
+        self.assertIs(verdict.state, SignatureState.INVALID, verdict)
+        self.assertTrue(verdict.revocation_checked)
+        [finding] = [f for f in verdict.findings if f.code == "SignerRevoked"]
+        self.assertIs(finding.severity, Severity.ERROR)
+        self.assertIs(finding.fault, Fault.UNTRUSTED_SIGNER)
+        self.assertIn("UBND tỉnh Hà Nam", finding.message_en)
+        revoked_at = crl.get_revoked_certificate_by_serial_number(self.seal.cert.serial_number)
+        assert revoked_at is not None
+        when = revoked_at.revocation_date_utc.isoformat(timespec="seconds")
+        self.assertIn(when, finding.message_en)
+        self.assertIn("thu hồi", finding.message_vi)
+        self.assertNotIn("RevocationNotChecked", codes(verdict))
+
+    def test_same_crls_not_listing_it_are_good(self) -> None:
+        crl = make_crl(self.pki.intermediate, (self.pki.agency_g22.cert,))
+        verdict = sig.verify(self.data, self.trust, crls=[crl, self.root_crl])
+        self.assertIs(verdict.state, SignatureState.VALID, verdict)
+        self.assertTrue(verdict.revocation_checked)
+        self.assertEqual(verdict.findings, ())
+
+    def test_missing_issuer_crl_is_named(self) -> None:
+        crl = make_crl(self.pki.intermediate)
+        verdict = sig.verify(self.data, self.trust, crls=[crl])
+        self.assertIs(verdict.state, SignatureState.VALID, verdict)
+        self.assertFalse(verdict.revocation_checked)
+        [finding] = verdict.findings
+        self.assertEqual(finding.code, "RevocationNotChecked")
+        self.assertIs(finding.severity, Severity.INFO)
+        self.assertIn("Root CA", finding.message_en)
+        self.assertNotIn("Issuing CA", finding.message_en)
+
+    def test_forged_crl_is_ignored_with_a_finding(self) -> None:
+        forged = make_crl(self.pki.intermediate, (), signer=devpki.rsa_key())
+        real = make_crl(self.pki.intermediate, (self.seal.cert,))
+        verdict = sig.verify(self.data, self.trust, crls=[forged, self.root_crl])
+        self.assertIs(verdict.state, SignatureState.VALID, verdict)
+        self.assertIn("RevocationListProblem", codes(verdict))
+        self.assertIn("RevocationNotChecked", codes(verdict))
+        both = sig.verify(self.data, self.trust, crls=[forged, real, self.root_crl])
+        self.assertIn("SignerRevoked", codes(both))
+
+    def test_stale_crl_is_reported(self) -> None:
+        stale = make_crl(self.pki.intermediate, next_update=-datetime.timedelta(days=1))
+        verdict = sig.verify(self.data, self.trust, crls=[stale, self.root_crl])
+        self.assertIs(verdict.state, SignatureState.VALID, verdict)
+        self.assertTrue(verdict.revocation_checked)
+        self.assertEqual(codes(verdict), ["RevocationListProblem"])
+        self.assertIn("out of date", verdict.findings[0].message_en)
+
+    def test_revoked_intermediate(self) -> None:
+        root_crl = make_crl(self.pki.root, (self.pki.intermediate.cert,))
+        verdict = sig.verify(
+            self.data, self.trust, crls=[make_crl(self.pki.intermediate), root_crl]
+        )
+        self.assertIs(verdict.state, SignatureState.INVALID, verdict)
+        [finding] = [f for f in verdict.findings if f.code == "SignerRevoked"]
+        self.assertIn("Issuing CA", finding.message_en)
