@@ -14,19 +14,17 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import importlib
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from typing import Any
 
 from lxml import etree
+from measure import peak_growth, time_op
 
 from edxml import check, reader, schema, signature, writer
 from edxml.codes import BusinessDocType, Priority
@@ -129,41 +127,11 @@ def operations(size_name: str) -> dict[str, Callable[[], object]]:
     }
 
 
-def time_op(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm caches (schemas, key objects)
-    samples = []
-    for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def _status_kb(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM, so preparing the input doesn't count."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def child(op: str, size_name: str) -> None:
     operations("100k")[op]()  # loads schemas and warms caches on a small input
     ops = operations(size_name)
     size = int(ops["_size"]())  # type: ignore[call-overload]
-    fn = ops[op]
-    gc.collect()
-    _reset_peak()
-    before = _status_kb("VmRSS")
-    fn()
-    print(json.dumps({"peak_growth": _status_kb("VmHWM") - before, "size": size}))
+    print(json.dumps({"peak_growth": peak_growth(ops[op]), "size": size}))
 
 
 def main() -> None:

@@ -19,24 +19,22 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import hashlib
 import importlib
 import inspect
 import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from measure import peak_growth, time_op
 
 from edxml import pdfsig, signature, writer
 from edxml.certificates import Trust
@@ -151,31 +149,6 @@ def operation(inputs: Inputs, kind: str, check: str, data: bytes) -> Callable[[]
     return pdf
 
 
-def time_op(fn: Callable[[], object], runs: int) -> float:
-    fn()  # warm caches (key objects, pyHanko's machinery)
-    samples = []
-    for _ in range(runs):
-        gc.collect()
-        start = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
-
-
-def _status_bytes(field: str) -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _reset_peak() -> None:
-    """Linux: writing 5 to clear_refs resets VmHWM, so loading the input doesn't count."""
-    with open("/proc/self/clear_refs", "w") as f:
-        f.write("5")
-
-
 def child(directory: str, kind: str, check: str, size_name: str) -> None:
     inputs = Inputs(Path(directory))
     data = inputs.data(kind, size_name)
@@ -183,11 +156,7 @@ def child(directory: str, kind: str, check: str, size_name: str) -> None:
     if fn is None:
         raise SystemExit(f"{kind}/{check}: {NOT_SUPPORTED}")
     fn()  # imports, schemas and key objects are loaded by a first call, not counted
-    gc.collect()
-    _reset_peak()
-    before = _status_bytes("VmRSS")
-    fn()
-    print(json.dumps({"peak_growth": _status_bytes("VmHWM") - before}))
+    print(json.dumps({"peak_growth": peak_growth(fn)}))
 
 
 def _peak(directory: Path, kind: str, check: str, size_name: str) -> int:
