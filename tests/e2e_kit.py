@@ -65,6 +65,7 @@ class Node:
     exchange_port: int
     process: subprocess.Popen[bytes] | None = None
     runs: int = 0
+    crls: tuple[str, ...] = ()  # [trust] crls, relative to the node's directory
 
     @property
     def conf(self) -> Path:
@@ -124,7 +125,7 @@ max_concurrency = 4
 timeout = 10s
 
 [trust]
-roots = data/pki/root.pem
+roots = data/pki/root.pem{self._crls_line()}
 
 [limits]
 office_rate = 0
@@ -135,6 +136,9 @@ schedule = 1s, 1s, 2s
 jitter = 0.1
 max_attempts = 20
 """
+
+    def _crls_line(self) -> str:
+        return f"\ncrls = {', '.join(self.crls)}" if self.crls else ""
 
     def start(self) -> None:
         """`gateway run` in a subprocess; returns once the office port accepts connections."""
@@ -193,8 +197,10 @@ max_attempts = 20
             return "(no stderr)"
 
 
-def make_pair(base: Path) -> tuple[Node, Node]:
-    """Node A (H23) and node B (H40) under `base`, configured for each other and initialised."""
+def make_pair(base: Path, *, b_crls: Sequence[str] = ()) -> tuple[Node, Node]:
+    """Node A (H23) and node B (H40) under `base`, configured for each other and initialised.
+    `b_crls`: CRL files B's [trust] names once initialised (init wants them to exist); the
+    caller writes them before B starts."""
     base = base.resolve()
     a = Node("A", base / "a", H23, "a", free_port(), free_port())
     b = Node("B", base / "b", H40, "b", free_port(), free_port())
@@ -203,6 +209,9 @@ def make_pair(base: Path) -> tuple[Node, Node]:
         node.conf.write_text(node.config_text(peer), encoding="utf-8")
     first = gateway(a, "init", "--json")
     gateway(b, "init", "--ca-dir", first["ca_dir"], "--json")
+    if b_crls:
+        b.crls = tuple(b_crls)
+        b.conf.write_text(b.config_text(a), encoding="utf-8")
     return a, b
 
 
