@@ -157,9 +157,12 @@ def examine(
         for _, pdf in pdfs:
             found += pdf.findings
     if trust is not None:
-        sig = signature.verify(data, trust, weak=weak, now=now, crls=crls)
+        # The reader has just passed these bytes through the hardened parser with `limits`.
+        sig = signature.verify(
+            data, trust, weak=weak, now=now, crls=crls, limits=limits, gated=True
+        )
     else:
-        sig = signature.describe(data)
+        sig = signature.describe(data, limits=limits, gated=True)
     found += sig.findings
     return Report(
         size=len(data),

@@ -397,12 +397,14 @@ class _Reader:
 
     # Typed values ---------------------------------------------------------------------------
 
-    def number(self, children: _Children, name: str) -> int | None:
-        element = children.one(name)
-        if element is None:
-            return None
+    def child_text(self, children: _Children, name: str, *aliases: str) -> tuple[str, str]:
+        """The path and the stripped text of one named child ("" when it is absent or empty)."""
+        element = children.one(name, *aliases)
         path = f"{children.path}/{name}"
-        raw = self.text(element, path)
+        return path, "" if element is None else self.text(element, path)
+
+    def number(self, children: _Children, name: str) -> int | None:
+        path, raw = self.child_text(children, name)
         if not raw:
             return None
         value = _int(raw)
@@ -416,11 +418,7 @@ class _Reader:
         return default if value is None else value
 
     def optional_flag(self, children: _Children, name: str) -> bool | None:
-        element = children.one(name)
-        if element is None:
-            return None
-        path = f"{children.path}/{name}"
-        raw = self.text(element, path)
+        path, raw = self.child_text(children, name)
         if not raw:
             return None
         value = _bool(raw)
@@ -438,9 +436,7 @@ class _Reader:
         aliases: tuple[str, ...] = (),
         required: bool = False,
     ) -> _E:
-        element = children.one(name, *aliases)
-        path = f"{children.path}/{name}"
-        raw = "" if element is None else self.text(element, path)
+        path, raw = self.child_text(children, name, *aliases)
         if not raw:
             if required:
                 self.missing(path)
@@ -456,9 +452,7 @@ class _Reader:
             return default
 
     def date(self, children: _Children, name: str, *, severe: bool = False) -> dates.DateParse:
-        element = children.one(name)
-        path = f"{children.path}/{name}"
-        raw = "" if element is None else self.text(element, path)
+        path, raw = self.child_text(children, name)
         parsed = dates.parse_date(raw)
         if parsed.form == dates.INVALID:
             self.add(_date_invalid(path, name, raw, severe))
@@ -473,9 +467,7 @@ class _Reader:
     def timestamp(
         self, children: _Children, name: str, *, severe: bool = False
     ) -> dates.TimestampParse:
-        element = children.one(name)
-        path = f"{children.path}/{name}"
-        raw = "" if element is None else self.text(element, path)
+        path, raw = self.child_text(children, name)
         parsed = dates.parse_timestamp(raw)
         if parsed.form == dates.INVALID:
             self.add(_date_invalid(path, name, raw, severe))

@@ -378,16 +378,20 @@ def verify(
     now: datetime.datetime | None = None,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    gated: bool = False,
 ) -> SignatureVerdict:
     """Check the packet's signature against `trust` and `crls` at `now` (default: the current time).
 
     Everything about the signature is in the verdict; a revoked certificate anywhere in the
     signer's chain makes it invalid (SignerRevoked). Raises only for bytes the hardened parser
     refuses (`edxml.errors.XMLRefused`) and for caller bugs (a naive `now`, trust not a Trust).
+    `gated=True` only when these very bytes have just passed `xmlsafe.parse_stream` with
+    `limits` (as `edxml.check.examine` does through the reader): the hardened pass is not repeated.
     """
     if not isinstance(trust, Trust):
         raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
-    return _Examination(_faithful_tree(data, limits), weak, _utc(now), tuple(crls)).run(trust)
+    tree = _faithful_tree(data, limits, gated)
+    return _Examination(tree, weak, _utc(now), tuple(crls)).run(trust)
 
 
 def describe(
@@ -395,16 +399,18 @@ def describe(
     *,
     weak: WeakPolicy = WeakPolicy.WARN,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+    gated: bool = False,
 ) -> SignatureVerdict:
     """Inspect the signature without trust: algorithms, certificates, signer, integrity.
 
     A signature that is intact comes back `unverifiable` ("no trust anchors"): who signed it
     is only what the certificate claims. An altered or wrongly scoped one is still `invalid`.
+    `gated` as for `verify`.
     """
-    return _Examination(_faithful_tree(data, limits), weak, _utc(None)).run(None)
+    return _Examination(_faithful_tree(data, limits, gated), weak, _utc(None)).run(None)
 
 
-def _faithful_tree(data: bytes, limits: xmlsafe.Limits) -> etree._Element:
+def _faithful_tree(data: bytes, limits: xmlsafe.Limits, gated: bool) -> etree._Element:
     """The received document as libxml2 reads it, for verification only.
 
     The hardened parse refuses hostile bytes first (streaming attachments away: it costs 4x the
@@ -412,7 +418,8 @@ def _faithful_tree(data: bytes, limits: xmlsafe.Limits) -> etree._Element:
     through a parser target, it rewrites prefixes when two of them name one namespace, and
     canonical XML keeps prefixes. The bytes it accepted are therefore parsed once more, plainly.
     """
-    xmlsafe.parse_stream(data, limits=limits, sink_factory=lambda index: _Discard())
+    if not gated:
+        xmlsafe.parse_stream(data, limits=limits, sink_factory=lambda index: _Discard())
     return etree.fromstring(data, xmlsafe.reparser())
 
 
