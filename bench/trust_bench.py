@@ -1,9 +1,11 @@
 """Cost of checking trust: envelope signatures and signed PDFs, against SHA-256 of the same bytes.
 
 For a signed envelope and a signed PDF of about 1 MB and 20 MB, `edxml.signature.verify` and
-`edxml.pdfsig.validate_pdf` are timed in this process, median of several runs, without CRLs and
-with a CRL of the signer's issuer that lists 1,000 other serials (so the lookup is a real one and
-the verdict stays "good"). Each time is reported as a ratio to the floor: `hashlib.sha256` of the
+`edxml.pdfsig.validate_pdf` are timed in this process, median of several runs: without revocation
+evidence, with a CRL of the signer's issuer that lists 1,000 other serials (so the lookup is a
+real one and the verdict stays "good"), and with a good OCSP answer about the signer (judging it:
+signature, CertID, freshness; fetching it is the gateway's, cached until its nextUpdate, and not
+timed here). Each time is reported as a ratio to the floor: `hashlib.sha256` of the
 same bytes, measured in this process in the same run. Peak memory of each operation is measured
 in a fresh child process (VmHWM growth over the process's state just before the operation, after
 one warm-up call on the same input), reported as a multiple of the input's size.
@@ -38,10 +40,12 @@ from measure import peak_growth, time_op
 
 from edxml import pdfsig, signature, writer
 from edxml.certificates import Trust
+from edxml.ocsp import OcspAnswer, OcspQuery
 
 SIZES = {"1m": 1024 * 1024, "20m": 20 * 1024 * 1024}
 KINDS = ("envelope", "pdf")
-CHECKS = ("floor", "plain", "crl")
+CHECKS = ("floor", "plain", "crl", "ocsp")
+OCSP_URL = "http://ocsp.bench.invalid/"
 OTHER_REVOKED = 1000
 SENDER = "000.00.00.H23"  # the test PKI's agency seal; the PDF is sent by its own agency
 NOT_SUPPORTED = "revocation not supported"
@@ -57,10 +61,10 @@ def envelope_takes_crls() -> bool:
     return "crls" in inspect.signature(signature.verify).parameters
 
 
-def _issuer_crl(pki: Any, now: dt.datetime) -> x509.CertificateRevocationList:
+def _issuer_crl(pki: Any, seal: Any, now: dt.datetime) -> x509.CertificateRevocationList:
     """A CRL of the seal's issuer revoking OTHER_REVOKED random serials, none of them the seal's."""
     rng = random.Random(OTHER_REVOKED)
-    seal_serial = pki.agency_h23.cert.serial_number
+    seal_serial = seal.cert.serial_number
     builder = (
         x509.CertificateRevocationListBuilder()
         .issuer_name(pki.intermediate.cert.subject)
@@ -81,20 +85,25 @@ def _issuer_crl(pki: Any, now: dt.datetime) -> x509.CertificateRevocationList:
 
 
 def prepare(directory: Path, size_names: Sequence[str]) -> None:
-    """Write trust.pem, crl.der and, per size, envelope-SIZE.xml and pdf-SIZE.pdf (all signed)."""
+    """Write trust.pem, crl.der, ocsp.der, seal.pem and, per size, envelope-SIZE.xml and
+    pdf-SIZE.pdf (all signed by one seal that names an OCSP responder)."""
     build_envelope = _here_module("", "edxml_bench").build_envelope
     pki = _here_module("../tests", "pki").make_pki()
     pdfkit = _here_module("../tests", "pdfkit")
+    ocspkit = _here_module("../tests", "ocspkit")
     now = dt.datetime.now(dt.UTC)
+    seal = ocspkit.with_ocsp("bench_seal", pki.agency_h23.cert.subject, pki.intermediate, OCSP_URL)
     (directory / "trust.pem").write_bytes(pki.root.cert.public_bytes(serialization.Encoding.PEM))
-    crl = _issuer_crl(pki, now)
+    (directory / "seal.pem").write_bytes(seal.chain_pem)
+    crl = _issuer_crl(pki, seal, now)
     (directory / "crl.der").write_bytes(crl.public_bytes(serialization.Encoding.DER))
+    (directory / "ocsp.der").write_bytes(ocspkit.answer(seal.cert, pki.intermediate))
     for size_name in size_names:
         size = SIZES[size_name]
         data = writer.write(build_envelope(size))
-        signed = signature.sign(data, pki.seal_key(), pki.seal_chain())
+        signed = signature.sign(data, seal.key, list(seal.chain))
         (directory / f"envelope-{size_name}.xml").write_bytes(signed)
-        pdf = pdfkit.sign(pdfkit.padded_pdf(size), pki.agency_h23)
+        pdf = pdfkit.sign(pdfkit.padded_pdf(size), seal)
         (directory / f"pdf-{size_name}.pdf").write_bytes(pdf)
 
 
@@ -105,6 +114,11 @@ class Inputs:
         self.directory = directory
         self.trust = Trust.from_pem((directory / "trust.pem").read_bytes())
         self.crl = x509.load_der_x509_crl((directory / "crl.der").read_bytes())
+        seal, issuer = x509.load_pem_x509_certificates((directory / "seal.pem").read_bytes())
+        query = OcspQuery(seal, issuer)
+        self.ocsp = OcspAnswer.received(
+            query, OCSP_URL, (directory / "ocsp.der").read_bytes(), dt.datetime.now(dt.UTC)
+        )
 
     def data(self, kind: str, size_name: str) -> bytes:
         suffix = "xml" if kind == "envelope" else "pdf"
@@ -116,17 +130,22 @@ def operation(inputs: Inputs, kind: str, check: str, data: bytes) -> Callable[[]
     if check == "floor":
         return lambda: hashlib.sha256(data).digest()
     crls = [inputs.crl] if check == "crl" else []
+    answers = [inputs.ocsp] if check == "ocsp" else []
     if kind == "envelope":
         if check == "crl" and not envelope_takes_crls():
             return None
         verify: Callable[..., signature.SignatureVerdict] = signature.verify
         extra: dict[str, Any] = {"crls": crls} if check == "crl" else {}
+        if answers:
+            extra["ocsp"] = answers
 
         def envelope() -> object:
             verdict = verify(data, inputs.trust, **extra)
             # A bench that times a failing verification measures nothing useful.
             if not verdict.is_valid:
                 raise AssertionError(f"envelope did not verify: {verdict.reason}")
+            if answers and "ocsp" not in verdict.revocation_sources:
+                raise AssertionError("the OCSP answer was not used")
             return verdict
 
         return envelope
@@ -136,12 +155,13 @@ def operation(inputs: Inputs, kind: str, check: str, data: bytes) -> Callable[[]
             data,
             trust=inputs.trust,
             crls=crls,
+            ocsp=answers,
             now=dt.datetime.now(dt.UTC),
             sender_organ_id=SENDER,
         )
         if verdict.legality is not pdfsig.Legality.LEGAL:
             raise AssertionError(f"PDF is not legal: {verdict.to_json()}")
-        expected = pdfsig.Revocation.GOOD if crls else pdfsig.Revocation.UNKNOWN
+        expected = pdfsig.Revocation.GOOD if crls or answers else pdfsig.Revocation.UNKNOWN
         if verdict.signatures[0].revocation is not expected:
             raise AssertionError(f"revocation {verdict.signatures[0].revocation}, not {expected}")
         return verdict
@@ -210,7 +230,7 @@ def measure(directory: Path, size_names: Sequence[str], runs_wanted: int) -> dic
 
 def print_table(results: dict[str, Any]) -> None:
     print(f"CRL of the issuer: {results['crl_entries']:,} revoked serials (not the signer's)")
-    labels = {"floor": "sha256", "plain": "no CRL", "crl": "with CRL"}
+    labels = {"floor": "sha256", "plain": "no CRL", "crl": "with CRL", "ocsp": "with OCSP"}
     for size_name in SIZES:
         if size_name not in results:
             continue

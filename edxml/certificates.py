@@ -5,8 +5,8 @@ TLS peer later). What is wrong comes back as a bilingual `Problem`, not a findin
 caller reports it under its own code and path.
 
 Trust is always explicit (a `Trust` of roots and intermediates): no system or WebPKI store may
-decide who signs an official document. Revocation is checked by CRL only, against the CRLs the
-caller passes (`revocation`): nothing is fetched, and OCSP is not done.
+decide who signs an official document. Revocation (CRLs and OCSP answers the caller passes) is
+`edxml.revocation`'s business.
 """
 
 from __future__ import annotations
@@ -14,8 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
-import enum
-import itertools
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -302,118 +300,3 @@ def _chain_problem(message: str, leaf: x509.Certificate, now: datetime.datetime)
             "không xây dựng được chuỗi chứng thư tới chứng thư gốc tin cậy",
         )
     return Problem(message, f"lỗi kiểm tra chuỗi chứng thư số: {message}")
-
-
-# --- revocation ---------------------------------------------------------------------------------
-
-
-class RevocationState(enum.Enum):
-    GOOD = "good"  # every certificate below the anchor was checked against its issuer's CRL
-    REVOKED = "revoked"
-    UNKNOWN = "unknown"  # some issuer's CRL is not at hand (and nothing is revoked)
-
-
-@attrs.frozen
-class RevocationResult:
-    """What the CRLs at hand say about a chain; `revoked_*` name the first revoked certificate."""
-
-    state: RevocationState
-    revoked_cert: x509.Certificate | None = None
-    revoked_at: datetime.datetime | None = None  # UTC
-    reason: str | None = None  # the CRL entry's reason code (RFC 5280 name), if it gives one
-    revoked_by: x509.CertificateRevocationList | None = None
-    missing: tuple[str, ...] = ()  # issuers (RFC 4514) of which no usable CRL was given
-    problems: tuple[Problem, ...] = ()  # CRLs ignored (bad signature) or stale
-
-
-def revocation(
-    chain: Chain | Sequence[x509.Certificate],
-    crls: Sequence[x509.CertificateRevocationList],
-    now: datetime.datetime,
-) -> RevocationResult:
-    """Check each certificate of `chain` (signer first) against the CRLs of the next, its issuer.
-
-    The last certificate is the anchor and is not checked itself (a root has no CRL above it),
-    so a caller that wants the signer's status alone passes (signer, issuer). Only a CRL whose
-    issuer name is the issuer's subject AND whose signature the issuer's key verifies counts: a
-    forged "good" must not hide a revocation. A CRL named for an issuer of the chain that fails
-    that check is ignored and reported; one past its nextUpdate still counts and is reported.
-    An entry dated after `now` is not a revocation yet. Nothing is fetched. Raises ValueError
-    for a naive `now` (a caller bug).
-    """
-    if now.tzinfo is None:
-        raise ValueError("`now` must be timezone-aware")
-    now = now.astimezone(datetime.UTC)
-    certs = chain.certificates if isinstance(chain, Chain) else as_certificates(chain)
-    problems: list[Problem] = []
-    missing: list[str] = []
-    revoked: RevocationResult | None = None
-    for cert, issuer in itertools.pairwise(certs):
-        good: list[x509.CertificateRevocationList] = []
-        for crl in crls:
-            if crl.issuer != issuer.subject or cert.issuer != issuer.subject:
-                continue
-            if not _crl_signed_by(crl, issuer):
-                problem = _forged_crl(crl)
-                if problem not in problems:
-                    problems.append(problem)
-                continue
-            good.append(crl)
-            stale = _stale_crl(crl, now)
-            if stale is not None and stale not in problems:
-                problems.append(stale)
-        if not good:
-            who = distinguished_name(issuer.subject)
-            if who not in missing:
-                missing.append(who)
-            continue
-        for crl in good:
-            entry = crl.get_revoked_certificate_by_serial_number(cert.serial_number)
-            if entry is None or entry.revocation_date_utc > now or revoked is not None:
-                continue
-            revoked = RevocationResult(
-                RevocationState.REVOKED,
-                revoked_cert=cert,
-                revoked_at=entry.revocation_date_utc,
-                reason=_reason(entry),
-                revoked_by=crl,
-            )
-    if revoked is not None:
-        return attrs.evolve(revoked, missing=tuple(missing), problems=tuple(problems))
-    state = RevocationState.UNKNOWN if missing else RevocationState.GOOD
-    return RevocationResult(state, missing=tuple(missing), problems=tuple(problems))
-
-
-def _crl_signed_by(crl: x509.CertificateRevocationList, issuer: x509.Certificate) -> bool:
-    try:
-        return crl.is_signature_valid(issuer.public_key())  # type: ignore[arg-type]
-    except (TypeError, ValueError):  # a key type that cannot sign, or a malformed CRL
-        return False
-
-
-def _forged_crl(crl: x509.CertificateRevocationList) -> Problem:
-    who = distinguished_name(crl.issuer)
-    return Problem(
-        f"a CRL naming {who} as issuer was ignored: its signature does not verify with that"
-        " issuer's key",
-        f"đã bỏ qua một CRL ghi bên cấp là {who}: chữ ký của CRL không khớp với khóa của bên cấp",
-    )
-
-
-def _stale_crl(crl: x509.CertificateRevocationList, now: datetime.datetime) -> Problem | None:
-    next_update = crl.next_update_utc
-    if next_update is None or now <= next_update:
-        return None
-    who = distinguished_name(crl.issuer)
-    when = next_update.isoformat(timespec="seconds")
-    return Problem(
-        f"the CRL of {who} is out of date since {when} (still used): fetch a newer one",
-        f"CRL của {who} đã quá hạn cập nhật từ {when} (vẫn được dùng): cần lấy CRL mới",
-    )
-
-
-def _reason(entry: x509.RevokedCertificate) -> str | None:
-    try:
-        return entry.extensions.get_extension_for_class(x509.CRLReason).value.reason.value
-    except x509.ExtensionNotFound:
-        return None

@@ -19,6 +19,7 @@ from edxml.errors import EdxmlError
 from edxml.filetypes import FileKind
 from edxml.findings import Finding, FindingCode, Severity
 from edxml.model import VN_TZ, Envelope, Organization, StatusPacket
+from edxml.ocsp import CertKey, OcspAnswer, OcspQuery
 from edxml.xmlsafe import DEFAULT_LIMITS, Limits
 
 # Real senders write the SDK's elements in other orders (Bkav puts DocumentId after To) and
@@ -75,6 +76,19 @@ class Report:
         return pdfsig.Legality.REFERENCE_ONLY
 
     @property
+    def ocsp_queries(self) -> tuple[OcspQuery, ...]:
+        """Certificates of trusted chains (the envelope's signer and its CAs, each PDF signer)
+        whose revocation no evidence given settled and whose OCSP responder could be asked:
+        a caller that may reach the network asks and examines again with the answers."""
+        wanted: dict[CertKey, OcspQuery] = {}
+        if self.signature is not None:
+            wanted.update((q.key, q) for q in self.signature.ocsp_wanted)
+        for _, pdf in self.pdfs:
+            for one in pdf.signatures:
+                wanted.update((q.key, q) for q in one.ocsp_wanted)
+        return tuple(wanted.values())
+
+    @property
     def kind(self) -> str:
         return self.document.kind if self.document is not None else "unknown"
 
@@ -112,9 +126,11 @@ def examine(
     now: dt.datetime | None = None,
     strict_schema: bool = False,
     crls: tuple[x509.CertificateRevocationList, ...] = (),
+    ocsp: tuple[OcspAnswer, ...] = (),
 ) -> Report:
     """Everything the library can say about `data`; `strict_schema` makes XSD deviations
-    refusals instead of warnings."""
+    refusals instead of warnings. Revocation is judged from `crls` and the `ocsp` answers only
+    (see `Report.ocsp_queries` for what else could be asked)."""
     try:
         result = reader.read(data, limits=limits)
     except EdxmlError as exc:
@@ -146,6 +162,7 @@ def examine(
                     v.data,
                     trust=trust or signature.Trust(roots=()),
                     crls=crls,
+                    ocsp=ocsp,
                     now=moment,
                     sender_organ_id=doc.header.from_.organ_id,
                     path=f"/AttachmentEncoded/Attachment[ContentId='{v.content_id}']",
@@ -159,7 +176,7 @@ def examine(
     if trust is not None:
         # The reader has just passed these bytes through the hardened parser with `limits`.
         sig = signature.verify(
-            data, trust, weak=weak, now=now, crls=crls, limits=limits, gated=True
+            data, trust, weak=weak, now=now, crls=crls, ocsp=ocsp, limits=limits, gated=True
         )
     else:
         sig = signature.describe(data, limits=limits, gated=True)

@@ -3,18 +3,24 @@
 Bytes in, verdict out: no files, and never the network. pyHanko's ValidationContext gets the
 explicit trust roots and intermediates of a `Trust`, the CRLs the caller passes, and
 allow_fetching=False, so neither AIA chasing nor CRL/OCSP fetching can reach a URL that the
-(untrusted) file names.
+(untrusted) file names. OCSP answers the caller fetched (for `ocsp_wanted` of an earlier pass)
+are judged by `edxml.revocation` beside the CRLs.
 
 Decisions, so that callers and auditors can rely on them:
 
 * `intact` means both that the signed byte ranges hash to the signed digest and that the CMS
   signature over it verifies. A signature that is not intact makes the PDF BROKEN, which refuses
   the document (PdfSignatureBroken, fault SignatureInvalid).
-* The chain is judged at `now` (the validation time), not at the claimed signing time: the
-  claimed time is the signer's own word and is only shown. (Timestamp tokens are not evaluated
-  yet; a document signed by a certificate that has since expired is reference-only.)
-* Revocation is the signing certificate's, judged ONLY against the CRLs given: a CRL whose issuer
-  is the certificate's issuer and whose signature that issuer's key verifies. None such: unknown.
+* The chain and revocation are judged at the signing time only when a trusted time proves it:
+  a signature timestamp token (RFC 3161) that is intact and whose time-stamping authority chains
+  to the trust. Otherwise at `now` (the validation time): the claimed signing time is the
+  signer's own word and is only shown, so a document signed by a certificate that has since
+  expired, without a trusted timestamp, is reference-only. A revocation dated after the trusted
+  signing time does not touch the signature (unless the CRL's invalidityDate is earlier).
+* Revocation is the signing certificate's, judged ONLY against the CRLs and OCSP answers given:
+  a CRL whose issuer is the certificate's issuer and whose signature that issuer's key verifies,
+  or an OCSP answer `edxml.ocsp.judge` accepts. None such: unknown (and `ocsp_wanted` says whom
+  to ask, for a signer whose chain is trusted).
 * Role: a signature is a person's when the subject carries a title or a common name other than
   its organisation's name; otherwise (CN equals O, or no CN) it is the agency's seal.
 * `by_sender`: the OrganId found in the subject (UID, OU, serialNumber, O or CN; for a person
@@ -42,19 +48,20 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.ades.report import AdESIndeterminate
 from pyhanko.sign.diff_analysis import ModificationLevel
 from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.status import SignatureCoverageLevel
 from pyhanko_certvalidator import ValidationContext
 
 from edxml.certificates import (
     Problem,
-    RevocationState,
     SignerIdentity,
     Trust,
     build_chain,
     organ_id_of,
-    revocation,
 )
 from edxml.findings import Fault, Finding, FindingCode, Severity
+from edxml.ocsp import OCSP_UNAVAILABLE, OcspAnswer, OcspQuery
+from edxml.revocation import RevocationState, revocation
 
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 
@@ -82,9 +89,10 @@ PDF_SIGNER_REVOKED = FindingCode(
 PDF_SIGNER_EXPIRED = FindingCode(
     "PdfSignerExpired",
     Severity.WARNING,
-    "PDF signature {field}: the certificate of {signer} is not valid now: {reason}.",
-    "Chữ ký số {field} trên tệp PDF: chứng thư số của {signer} hiện không còn hiệu lực: "
-    "{reason_vi}.",
+    "PDF signature {field}: the certificate of {signer} is not valid at the time the signature "
+    "is judged: {reason}.",
+    "Chữ ký số {field} trên tệp PDF: chứng thư số của {signer} không có hiệu lực tại thời điểm "
+    "xét chữ ký: {reason_vi}.",
 )
 PDF_NOT_BY_SENDER = FindingCode(
     "PdfNotBySender",
@@ -103,9 +111,10 @@ PDF_UNSIGNED = FindingCode(
 PDF_REVOCATION_UNKNOWN = FindingCode(
     "PdfRevocationUnknown",
     Severity.INFO,
-    "PDF signature {field}: no CRL of the issuer of {signer} is at hand; revocation not checked.",
-    "Chữ ký số {field} trên tệp PDF: không có danh sách thu hồi (CRL) của đơn vị cấp chứng thư "
-    "cho {signer}; chưa kiểm tra được tình trạng thu hồi.",
+    "PDF signature {field}: neither a CRL nor an OCSP answer covers the certificate of {signer}; "
+    "revocation not checked.",
+    "Chữ ký số {field} trên tệp PDF: không có danh sách thu hồi (CRL) hoặc phản hồi OCSP cho "
+    "chứng thư số của {signer}; chưa kiểm tra được tình trạng thu hồi.",
 )
 PDF_MODIFIED_AFTER_SIGNING = FindingCode(
     "PdfModifiedAfterSigning",
@@ -114,6 +123,22 @@ PDF_MODIFIED_AFTER_SIGNING = FindingCode(
     "allowed updates ({level}).",
     "Chữ ký số {field} của {signer}: tài liệu đã bị sửa đổi sau khi ký, vượt quá các cập nhật "
     "được phép ({level}).",
+)
+PDF_JUDGED_AT_TIMESTAMP = FindingCode(
+    "PdfJudgedAtTimestamp",
+    Severity.INFO,
+    "PDF signature {field} by {signer} is judged at its trusted timestamp {at} "
+    "(time-stamping authority {tsa}).",
+    "Chữ ký số {field} của {signer} được xét tại thời điểm của dấu thời gian tin cậy {at} "
+    "(đơn vị cấp dấu thời gian {tsa}).",
+)
+PDF_TIMESTAMP_UNTRUSTED = FindingCode(
+    "PdfTimestampUntrusted",
+    Severity.WARNING,
+    "PDF signature {field}: its timestamp token is {state}; the signature is judged at the "
+    "validation time instead.",
+    "Chữ ký số {field} trên tệp PDF: dấu thời gian {state_vi}; chữ ký được xét tại thời điểm "
+    "kiểm tra.",
 )
 PDF_UNREADABLE = FindingCode(
     "PdfUnreadable",
@@ -148,7 +173,14 @@ class ChainState(enum.Enum):
 class Revocation(enum.Enum):
     GOOD = "good"
     REVOKED = "revoked"
-    UNKNOWN = "unknown"  # no CRL of the issuer was given
+    UNKNOWN = "unknown"  # no usable CRL or OCSP answer for the signer was given
+
+
+class Timestamp(enum.Enum):
+    NONE = "none"  # no signature timestamp token
+    TRUSTED = "trusted"  # intact, from a time-stamping authority that chains to the trust
+    UNTRUSTED = "untrusted"  # intact, but its authority is not trusted
+    INVALID = "invalid"  # does not match the signature it stamps
 
 
 class Role(enum.Enum):
@@ -187,6 +219,13 @@ class PdfSignature:
     revoked_at: datetime.datetime | None
     role: Role
     by_sender: bool
+    timestamp: Timestamp = Timestamp.NONE
+    timestamped_at: datetime.datetime | None = None  # the token's time, UTC, when it has one
+    tsa: str | None = None  # the time-stamping authority's subject
+    judged_at: datetime.datetime | None = None  # the time the chain and revocation are judged at
+    revocation_sources: tuple[str, ...] = ()  # "crl", "ocsp"
+    revocation_problems: tuple[Problem, ...] = ()  # OCSP answers that could not be used
+    ocsp_wanted: tuple[OcspQuery, ...] = attrs.field(default=(), repr=False)
 
     @property
     def counts_legally(self) -> bool:
@@ -213,6 +252,13 @@ class PdfSignature:
             "chain": self.chain.value,
             "chain_reason": self.chain_reason.en if self.chain_reason else None,
             "revocation": self.revocation.value,
+            "revocation_sources": list(self.revocation_sources),
+            "timestamp": {
+                "state": self.timestamp.value,
+                "at": self.timestamped_at.isoformat() if self.timestamped_at else None,
+                "tsa": self.tsa,
+            },
+            "judged_at": self.judged_at.isoformat() if self.judged_at else None,
             "counts_legally": self.counts_legally,
         }
 
@@ -235,6 +281,7 @@ def validate_pdf(
     *,
     trust: Trust,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    ocsp: Sequence[OcspAnswer] = (),
     now: datetime.datetime,
     sender_organ_id: str | None,
     max_bytes: int = DEFAULT_MAX_BYTES,
@@ -251,14 +298,7 @@ def validate_pdf(
     if len(data) > max_bytes:
         finding = PDF_TOO_LARGE_TO_VALIDATE(path, size=len(data), limit=max_bytes)
         return PdfVerdict((), Legality.REFERENCE_ONLY, (finding,))
-    context = ValidationContext(
-        trust_roots=[_asn1(c) for c in trust.roots],
-        other_certs=[_asn1(c) for c in trust.intermediates],
-        crls=[c.public_bytes(Encoding.DER) for c in crls],
-        allow_fetching=False,
-        moment=now,
-        revocation_mode="soft-fail",
-    )
+    context = _context(trust, crls, now)
     try:
         reader = PdfFileReader(io.BytesIO(data), strict=False)
         embedded = list(reader.embedded_regular_signatures)
@@ -275,7 +315,8 @@ def validate_pdf(
         except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
             findings.append(PDF_UNREADABLE(path, reason=_short(exc)))
             continue
-        one = _signature(sig, status, trust, crls, now, sender_organ_id)
+        evidence = _Evidence(trust, crls, ocsp, now)
+        one = _signature(sig, status, evidence, sender_organ_id)
         signatures.append(one)
         findings.extend(_findings(one, sender_organ_id, path))
     if any(not s.intact for s in signatures):
@@ -285,6 +326,29 @@ def validate_pdf(
     else:
         legality = Legality.REFERENCE_ONLY
     return PdfVerdict(tuple(signatures), legality, tuple(findings))
+
+
+def _context(
+    trust: Trust, crls: Sequence[x509.CertificateRevocationList], moment: datetime.datetime
+) -> ValidationContext:
+    return ValidationContext(
+        trust_roots=[_asn1(c) for c in trust.roots],
+        other_certs=[_asn1(c) for c in trust.intermediates],
+        crls=[c.public_bytes(Encoding.DER) for c in crls],
+        allow_fetching=False,
+        moment=moment,
+        revocation_mode="soft-fail",
+    )
+
+
+@attrs.frozen
+class _Evidence:
+    """What one validation judges signatures against."""
+
+    trust: Trust
+    crls: Sequence[x509.CertificateRevocationList]
+    ocsp: Sequence[OcspAnswer]
+    now: datetime.datetime
 
 
 def _asn1(cert: x509.Certificate) -> asn1_x509.Certificate:
@@ -301,14 +365,21 @@ def _short(exc: BaseException) -> str:
 
 
 def _signature(
-    sig: object,
+    sig: EmbeddedPdfSignature,
     status: object,
-    trust: Trust,
-    crls: Sequence[x509.CertificateRevocationList],
-    now: datetime.datetime,
+    evidence: _Evidence,
     sender_organ_id: str | None,
 ) -> PdfSignature:
     # pyHanko's objects are only partly typed; read them through getattr in one place.
+    trust = evidence.trust
+    stamp, stamped_at, tsa = _timestamp(status)
+    at = evidence.now
+    if stamp is Timestamp.TRUSTED and stamped_at is not None and stamped_at < evidence.now:
+        # The signer is judged as it stood when the token proves the signature existed.
+        at = stamped_at
+        status = validate_pdf_signature(
+            sig, _context(trust, evidence.crls, at), _context(trust, evidence.crls, evidence.now)
+        )
     leaf = _crypto(getattr(status, "signing_cert"))  # noqa: B009
     embedded = [_crypto(c) for c in getattr(sig, "other_embedded_certs", ())]
     identity = SignerIdentity.from_certificate(leaf)
@@ -326,8 +397,9 @@ def _signature(
         and level in _ALLOWED_LEVELS
         and getattr(status, "docmdp_ok", None) is not False
     )
-    chain, reason = _chain(status, leaf, embedded, trust, now)
-    revocation, revoked_at = _revocation(leaf, embedded, trust, crls, now)
+    chain, reason = _chain(status, leaf, embedded, trust, at)
+    checked = _revocation(leaf, embedded, evidence, at, trusted=chain is ChainState.TRUSTED)
+    revocation, revoked_at = checked.state, checked.revoked_at
     if getattr(status, "revoked", False):
         revocation = Revocation.REVOKED
     organ_id = organ_id_of(leaf.subject)
@@ -348,7 +420,31 @@ def _signature(
         revoked_at=revoked_at,
         role=_role(leaf.subject),
         by_sender=sender_organ_id is not None and organ_id == sender_organ_id,
+        timestamp=stamp,
+        timestamped_at=stamped_at,
+        tsa=tsa,
+        judged_at=at,
+        revocation_sources=checked.sources,
+        revocation_problems=checked.problems,
+        ocsp_wanted=checked.wanted,
     )
+
+
+def _timestamp(status: object) -> tuple[Timestamp, datetime.datetime | None, str | None]:
+    token = getattr(status, "timestamp_validity", None)
+    if token is None:
+        return Timestamp.NONE, None, None
+    when = getattr(token, "timestamp", None)
+    stamped_at = when.astimezone(datetime.UTC) if isinstance(when, datetime.datetime) else None
+    tsa = None
+    signing_cert = getattr(token, "signing_cert", None)
+    if signing_cert is not None:
+        tsa = SignerIdentity.from_certificate(_crypto(signing_cert)).subject
+    if not (getattr(token, "intact", False) and getattr(token, "valid", False)):
+        return Timestamp.INVALID, stamped_at, tsa
+    if not getattr(token, "trusted", False):
+        return Timestamp.UNTRUSTED, stamped_at, tsa
+    return Timestamp.TRUSTED, stamped_at, tsa
 
 
 def _chain(
@@ -378,25 +474,43 @@ def _chain(
     return ChainState.UNVERIFIABLE, reason
 
 
+@attrs.frozen
+class _Checked:
+    state: Revocation
+    revoked_at: datetime.datetime | None = None
+    sources: tuple[str, ...] = ()
+    problems: tuple[Problem, ...] = ()
+    wanted: tuple[OcspQuery, ...] = ()
+
+
 def _revocation(
     leaf: x509.Certificate,
     embedded: Iterable[x509.Certificate],
-    trust: Trust,
-    crls: Sequence[x509.CertificateRevocationList],
-    now: datetime.datetime,
-) -> tuple[Revocation, datetime.datetime | None]:
+    evidence: _Evidence,
+    at: datetime.datetime,
+    *,
+    trusted: bool,
+) -> _Checked:
     # The signer's own status only (pyHanko's chain is not ours to walk): every certificate that
-    # could have issued it is tried, as a renewed CA keeps its name under a new key.
+    # could have issued it is tried, as a renewed CA keeps its name under a new key. Only a
+    # trusted issuer's responder is worth asking (and only it could vouch for its word).
+    trust = evidence.trust
     issuers = [
         c for c in (*trust.intermediates, *trust.roots, *embedded) if c.subject == leaf.issuer
     ]
-    results = [revocation((leaf, issuer), crls, now) for issuer in issuers]
+    results = [
+        revocation((leaf, issuer), evidence.crls, evidence.now, ocsp=evidence.ocsp, at=at)
+        for issuer in issuers
+    ]
+    sources = tuple(dict.fromkeys(s.value for r in results for s in r.sources))
+    problems = tuple(dict.fromkeys(p for r in results for p in r.ocsp_problems))
     for result in results:
         if result.state is RevocationState.REVOKED:
-            return Revocation.REVOKED, result.revoked_at
+            return _Checked(Revocation.REVOKED, result.revoked_at, sources, problems)
     if any(result.state is RevocationState.GOOD for result in results):
-        return Revocation.GOOD, None
-    return Revocation.UNKNOWN, None
+        return _Checked(Revocation.GOOD, None, sources, problems)
+    wanted = tuple({q.key: q for r in results for q in r.wanted}.values()) if trusted else ()
+    return _Checked(Revocation.UNKNOWN, None, sources, problems, wanted)
 
 
 def _role(subject: x509.Name) -> Role:
@@ -407,6 +521,28 @@ def _role(subject: x509.Name) -> Role:
     if common and not set(common) & set(orgs):
         return Role.PERSON
     return Role.SEAL
+
+
+_TIMESTAMP_STATES_VI = {
+    Timestamp.UNTRUSTED: "không do đơn vị cấp dấu thời gian tin cậy cấp",
+    Timestamp.INVALID: "không khớp với chữ ký",
+}
+
+
+def _timestamp_findings(one: PdfSignature, signer: str, path: str | None) -> list[Finding]:
+    field = one.field_name
+    if one.timestamp is Timestamp.TRUSTED and one.timestamped_at is not None:
+        at = one.timestamped_at.isoformat(timespec="seconds")
+        return [PDF_JUDGED_AT_TIMESTAMP(path, field=field, signer=signer, at=at, tsa=one.tsa)]
+    if one.timestamp in _TIMESTAMP_STATES_VI:
+        state = (
+            "not from a trusted authority"
+            if one.timestamp is Timestamp.UNTRUSTED
+            else ("broken (it does not match the signature)")
+        )
+        vi = _TIMESTAMP_STATES_VI[one.timestamp]
+        return [PDF_TIMESTAMP_UNTRUSTED(path, field=field, state=state, state_vi=vi)]
+    return []
 
 
 def _findings(one: PdfSignature, sender: str | None, path: str | None) -> list[Finding]:
@@ -443,6 +579,9 @@ def _findings(one: PdfSignature, sender: str | None, path: str | None) -> list[F
         out.append(PDF_SIGNER_REVOKED(path, field=field, signer=signer, revoked_at=at))
     elif one.revocation is Revocation.UNKNOWN:
         out.append(PDF_REVOCATION_UNKNOWN(path, field=field, signer=signer))
+    for problem in one.revocation_problems:
+        out.append(OCSP_UNAVAILABLE(path, detail=problem.en, detail_vi=problem.vi))
+    out.extend(_timestamp_findings(one, signer, path))
     if not one.by_sender:
         out.append(
             PDF_NOT_BY_SENDER(

@@ -49,7 +49,6 @@ from signxml.processor import get_schema
 from edxml import c14n, xmlsafe
 from edxml.certificates import (
     Problem,
-    RevocationState,
     SignerIdentity,
     Trust,
     as_certificates,
@@ -57,13 +56,14 @@ from edxml.certificates import (
     distinguished_name,
     load_certificate,
     pick_leaf,
-    revocation,
     weak_key,
 )
 from edxml.codes import DSIG_NS, NS
 from edxml.errors import EdxmlError, NotEdxml
 from edxml.findings import Fault, Finding, FindingCode, Severity
+from edxml.ocsp import OCSP_UNAVAILABLE, OcspAnswer, OcspQuery
 from edxml.paths import HEADER_PATH, element_path
+from edxml.revocation import RevocationState, revocation
 
 # Trust and SignerIdentity are re-exported: callers name them `signature.Trust` and so on.
 
@@ -188,6 +188,9 @@ class SignatureVerdict:
     chain: tuple[str, ...] = ()  # subjects of the verified chain, signer first, root last
     covers_document: bool = False  # the checked signature's scope is the whole document
     revocation_checked: bool = False
+    revocation_sources: tuple[str, ...] = ()  # "crl", "ocsp": what the revocation verdict rests on
+    # Certificates of the verified chain that an OCSP responder could still be asked about.
+    ocsp_wanted: tuple[OcspQuery, ...] = attrs.field(default=(), repr=False)
     signed_data: bytes | None = attrs.field(default=None, repr=False)  # canonical signed bytes
 
     @property
@@ -212,6 +215,7 @@ class SignatureVerdict:
             "chain": list(self.chain),
             "covers_document": self.covers_document,
             "revocation_checked": self.revocation_checked,
+            "revocation_sources": list(self.revocation_sources),
             "findings": [f.to_json() for f in self.findings],
         }
 
@@ -378,20 +382,24 @@ def verify(
     now: datetime.datetime | None = None,
     limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
     crls: Sequence[x509.CertificateRevocationList] = (),
+    ocsp: Sequence[OcspAnswer] = (),
     gated: bool = False,
 ) -> SignatureVerdict:
-    """Check the packet's signature against `trust` and `crls` at `now` (default: the current time).
+    """Check the packet's signature against `trust`, `crls` and `ocsp` answers at `now` (default:
+    the current time).
 
     Everything about the signature is in the verdict; a revoked certificate anywhere in the
-    signer's chain makes it invalid (SignerRevoked). Raises only for bytes the hardened parser
-    refuses (`edxml.errors.XMLRefused`) and for caller bugs (a naive `now`, trust not a Trust).
+    signer's chain makes it invalid (SignerRevoked). Certificates of a trusted chain that the
+    evidence does not cover and whose responder could be asked are in `ocsp_wanted`. Raises only
+    for bytes the hardened parser refuses (`edxml.errors.XMLRefused`) and for caller bugs (a naive
+    `now`, trust not a Trust).
     `gated=True` only when these very bytes have just passed `xmlsafe.parse_stream` with
     `limits` (as `edxml.check.examine` does through the reader): the hardened pass is not repeated.
     """
     if not isinstance(trust, Trust):
         raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
     tree = _faithful_tree(data, limits, gated)
-    return _Examination(tree, weak, _utc(now), tuple(crls)).run(trust)
+    return _Examination(tree, weak, _utc(now), tuple(crls), tuple(ocsp)).run(trust)
 
 
 def describe(
@@ -437,9 +445,11 @@ class _Examination:
         weak: WeakPolicy,
         now: datetime.datetime,
         crls: tuple[x509.CertificateRevocationList, ...] = (),
+        ocsp: tuple[OcspAnswer, ...] = (),
     ) -> None:
         self.root = root
         self.crls = crls
+        self.ocsp = ocsp
         self.weak_policy = weak
         self.now = now
         self.findings: list[Finding] = []
@@ -536,11 +546,20 @@ class _Examination:
             )
             self.findings.append(SIGNER_UNTRUSTED(path=where, detail=chain.en, detail_vi=chain.vi))
             return self.verdict(SignatureState.INVALID, f"signer not trusted: {chain.en}", **whole)
-        checked = revocation(chain, self.crls, self.now)
+        checked = revocation(chain, self.crls, self.now, ocsp=self.ocsp)
         for problem in checked.problems:
             self.findings.append(
                 REVOCATION_LIST_PROBLEM(path=where, detail=problem.en, detail_vi=problem.vi)
             )
+        for problem in checked.ocsp_problems:
+            self.findings.append(
+                OCSP_UNAVAILABLE(path=where, detail=problem.en, detail_vi=problem.vi)
+            )
+        revoked = {
+            "chain": chain.subjects,
+            "revocation_sources": tuple(s.value for s in checked.sources),
+            "ocsp_wanted": checked.wanted,
+        }
         if checked.state is RevocationState.REVOKED and checked.revoked_cert is not None:
             who = distinguished_name(checked.revoked_cert.subject)
             at = checked.revoked_at.isoformat(timespec="seconds") if checked.revoked_at else "?"
@@ -552,8 +571,8 @@ class _Examination:
             return self.verdict(
                 SignatureState.INVALID,
                 f"signer revoked: {who} was revoked at {at}",
-                chain=chain.subjects,
                 revocation_checked=True,
+                **revoked,
                 **whole,
             )
         if checked.state is RevocationState.UNKNOWN:
@@ -561,23 +580,23 @@ class _Examination:
             self.findings.append(
                 REVOCATION_NOT_CHECKED(
                     path=where,
-                    detail=f"no CRL of {issuers} is at hand",
-                    detail_vi=f"không có CRL của {issuers}",
+                    detail=f"neither a CRL nor an OCSP answer covers what {issuers} issued",
+                    detail_vi=f"không có CRL hoặc phản hồi OCSP cho chứng thư do {issuers} cấp",
                 )
             )
             return self.verdict(
                 SignatureState.VALID,
                 "the signature is valid and covers the whole packet; the signer chains to a"
-                f" trusted root (revocation not checked: no CRL of {issuers})",
-                chain=chain.subjects,
+                f" trusted root (revocation not checked: no CRL or OCSP answer for {issuers})",
+                **revoked,
                 **whole,
             )
         return self.verdict(
             SignatureState.VALID,
             "the signature is valid and covers the whole packet; the signer chains to a trusted"
             " root and no certificate of its chain is revoked",
-            chain=chain.subjects,
             revocation_checked=True,
+            **revoked,
             **whole,
         )
 

@@ -4,10 +4,12 @@ One `CertStatus` per certificate: the node's TLS certificate, the office face's,
 agency's seal, each route's own TLS certificate, every trusted root and intermediate (configured,
 or shipped inside a chain file), and one per configured CRL. Each is checked for validity dates
 (expiring `warn_days` ahead), a chain to a configured root (edxml.certificates.build_chain), the
-configured CRLs of every CA above it (edxml.certificates.revocation), its private key (where
-the node holds one) and weak algorithms.
+configured CRLs of every CA above it and the OCSP answers given (edxml.revocation), its private
+key (where the node holds one) and weak algorithms.
 
-Read-only and offline: reads the files the configuration names, opens no store and no network.
+Read-only: reads the files the configuration names, opens no store and no network itself. What
+OCSP responders could still say about certificates of trusted chains is `CertReport.ocsp_wanted`:
+the CLI asks them (gateway.ocspclient) and checks again with the answers, unless told --offline.
 The configuration sits on the config floor, so this module may be imported by the CLI alone.
 """
 
@@ -26,15 +28,15 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPub
 
 from edxml.certificates import (
     Chain,
-    RevocationState,
     Trust,
     build_chain,
     distinguished_name,
     organ_id_of,
     pick_leaf,
-    revocation,
     weak_key,
 )
+from edxml.ocsp import CertKey, OcspAnswer, OcspQuery
+from edxml.revocation import RevocationState, revocation
 from gateway.config import VIETNAM, Config, TlsConfig, TrustConfig
 
 OK: Final = "ok"
@@ -46,11 +48,12 @@ REVOKED: Final = "revoked"
 KEY_MISMATCH: Final = "key-mismatch"
 WEAK: Final = "weak"
 STALE: Final = "stale"  # a CRL past its nextUpdate
+OCSP_UNAVAILABLE: Final = "ocsp-unavailable"  # a responder was asked and could not be used
 ORGAN_ID: Final = "organ-id"  # a seal whose subject does not carry its agency's OrganId
 UNREADABLE: Final = "unreadable"
 
 # Warnings need action soon; errors mean something is already unusable or unsafe.
-WARNING_STATES: Final = frozenset({EXPIRING, STALE, WEAK, ORGAN_ID})
+WARNING_STATES: Final = frozenset({EXPIRING, STALE, WEAK, ORGAN_ID, OCSP_UNAVAILABLE})
 ERROR_STATES: Final = frozenset(
     {EXPIRED, NOT_YET_VALID, UNTRUSTED, REVOKED, KEY_MISMATCH, UNREADABLE}
 )
@@ -64,6 +67,7 @@ _RANK: Final = (
     UNREADABLE,
     WEAK,
     STALE,
+    OCSP_UNAVAILABLE,
     EXPIRING,
     ORGAN_ID,
 )
@@ -131,6 +135,8 @@ class CertReport:
     checked_at: datetime.datetime
     warn_days: int
     statuses: tuple[CertStatus, ...]
+    # Certificates of trusted chains that no evidence covered and whose responder could be asked.
+    ocsp_wanted: tuple[OcspQuery, ...] = ()
 
     @property
     def needs_action(self) -> bool:
@@ -303,25 +309,37 @@ class _Crl:
     valid: bool  # the signature verifies against a known certificate of its issuer
 
 
-def _revocation_issues(
-    chain: Sequence[x509.Certificate], crls: Sequence[_Crl], now: datetime.datetime
-) -> list[Issue]:
-    """`chain` runs from the certificate shown up to its anchor (edxml.certificates.revocation);
-    the CRLs' own problems are shown on their own lines, not here."""
-    result = revocation(chain, [entry.crl for entry in crls], now)
-    cert = result.revoked_cert
-    if result.state is not RevocationState.REVOKED or cert is None:
-        return []
-    path = next((e.path for e in crls if e.crl is result.revoked_by), None)
-    when = _shown(result.revoked_at)
-    if cert == chain[0]:
-        en = f"revoked at {when} (CRL {path})"
-        vi = f"đã bị thu hồi lúc {when} (CRL {path})"
-    else:
-        who = distinguished_name(cert.subject)
-        en = f"its issuing CA {who} was revoked at {when} (CRL {path})"
-        vi = f"CA cấp phát {who} đã bị thu hồi lúc {when} (CRL {path})"
-    return [Issue(REVOKED, en, vi)]
+@attrs.define
+class _Evidence:
+    """The CRLs and OCSP answers of one check, and what could still be asked."""
+
+    crls: Sequence[_Crl]
+    ocsp: Sequence[OcspAnswer]
+    now: datetime.datetime
+    wanted: dict[CertKey, OcspQuery] = attrs.field(factory=dict)
+
+    def issues(self, chain: Sequence[x509.Certificate], *, trusted: bool) -> list[Issue]:
+        """`chain` runs from the certificate shown up to its anchor (edxml.revocation); the
+        CRLs' own problems are shown on their own lines, not here. Only a trusted chain's
+        responders are worth asking."""
+        result = revocation(chain, [entry.crl for entry in self.crls], self.now, ocsp=self.ocsp)
+        if trusted:
+            self.wanted.update((q.key, q) for q in result.wanted)
+        out = [Issue(OCSP_UNAVAILABLE, p.en, p.vi) for p in result.ocsp_problems]
+        cert = result.revoked_cert
+        if result.state is not RevocationState.REVOKED or cert is None:
+            return out
+        path = next((e.path for e in self.crls if e.crl is result.revoked_by), None)
+        source = f"CRL {path}" if path is not None else "OCSP"
+        when = _shown(result.revoked_at)
+        if cert == chain[0]:
+            en = f"revoked at {when} ({source})"
+            vi = f"đã bị thu hồi lúc {when} ({source})"
+        else:
+            who = distinguished_name(cert.subject)
+            en = f"its issuing CA {who} was revoked at {when} ({source})"
+            vi = f"CA cấp phát {who} đã bị thu hồi lúc {when} ({source})"
+        return [Issue(REVOKED, en, vi), *out]
 
 
 def _status(
@@ -398,8 +416,15 @@ def _ca_files(config: Config) -> list[tuple[str, Path]]:
     return files
 
 
-def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> CertReport:
-    """Check every certificate `config` uses or trusts, and its CRLs, at `now` (timezone-aware)."""
+def check(
+    config: Config,
+    *,
+    now: datetime.datetime,
+    warn_days: int = 30,
+    ocsp: Sequence[OcspAnswer] = (),
+) -> CertReport:
+    """Check every certificate `config` uses or trusts, its CRLs and the `ocsp` answers given, at
+    `now` (timezone-aware)."""
     if now.tzinfo is None:
         raise ValueError("`now` must be timezone-aware")
     now = now.astimezone(datetime.UTC)
@@ -436,6 +461,7 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
         statuses.append(crl_status)
         if entry is not None:
             crls.append(entry)
+    evidence = _Evidence(crls, ocsp, now)
 
     for leaf in leaves:
         read = leaf_files[leaf.cert_path]
@@ -449,6 +475,7 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
         at = min(max(now, cert.not_valid_before_utc), cert.not_valid_after_utc)
         built = build_chain(cert, read, trust, at)
         chain: Sequence[x509.Certificate]
+        trusted = True
         if isinstance(built, Chain):
             chain = built.certificates
         elif at != now and (up := _ca_path(cert, [*read, *others], roots)) is not None:
@@ -456,10 +483,11 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
             chain = (cert, *up)
         else:
             issues.append(Issue(UNTRUSTED, built.en, built.vi))
+            trusted = False
             # Untrusted, yet its direct issuer's CRL may still say it is revoked.
             issuer = next((c for c in [*read, *others, *roots] if _issued_by(cert, c)), None)
             chain = (cert,) if issuer is None or issuer == cert else (cert, issuer)
-        issues += _revocation_issues(chain, crls, now)
+        issues += evidence.issues(chain, trusted=trusted)
         if leaf.key_path is not None:
             key_issue = _key_issue(leaf.key_path, cert)
             if key_issue is not None:
@@ -490,10 +518,15 @@ def check(config: Config, *, now: datetime.datetime, warn_days: int = 30) -> Cer
                 )
             )
         elif cert.subject != cert.issuer:
-            issues += _revocation_issues([cert, *path_up], crls, now)
+            issues += evidence.issues([cert, *path_up], trusted=True)
         issues += _weak_issues(cert)
         statuses.append(_status(role, path, cert, issues, left, None))
-    return CertReport(checked_at=now, warn_days=warn_days, statuses=tuple(statuses))
+    return CertReport(
+        checked_at=now,
+        warn_days=warn_days,
+        statuses=tuple(statuses),
+        ocsp_wanted=tuple(evidence.wanted.values()),
+    )
 
 
 def _check_crl(

@@ -37,6 +37,9 @@ EPILOG = "Exit codes: 0 acceptable, 65 refused (EX_DATAERR), 66 file missing (EX
 @click.version_option(package_name="edxml-gateway")
 def main() -> None:
     """edXML exchange gateway (QCVN 102:2016) for Vietnamese state agencies."""
+    from gateway.logs import quiet_libraries
+
+    quiet_libraries()
 
 
 @main.command(epilog=EPILOG)
@@ -196,6 +199,7 @@ def run(config_path: Path) -> None:
         textFileLogObserver,
     )
 
+    from gateway.logs import bridge_stdlib
     from gateway.service import Node
 
     observer = (
@@ -204,6 +208,7 @@ def run(config_path: Path) -> None:
         else jsonFileLogObserver(sys.stderr, recordSeparator="")
     )
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    bridge_stdlib()
     for warning in conf.warnings:
         click.echo(f"warning: {warning}", err=True)
     node = Node(conf, reactor=reactor)
@@ -489,7 +494,8 @@ def certs() -> None:
 
 CERTS_EPILOG = (
     "Exit codes: 0 nothing needs action; 1 warning: something expires within --warn-days, a CRL "
-    "is stale, a key or signature algorithm is weak, or a seal lacks its OrganId; 65 "
+    "is stale, an OCSP responder could not be used, a key or signature algorithm is weak, or a "
+    "seal lacks its OrganId; 65 "
     "(EX_DATAERR) something is expired, not yet valid, revoked, untrusted (no chain to a "
     "configured root, or a CRL whose signature does not verify), unreadable or does not match "
     "its key; 78 configuration invalid."
@@ -506,15 +512,26 @@ CERTS_EPILOG = (
     type=click.IntRange(0, 3650),
     help="Warn about certificates expiring within this many days.",
 )
-def certs_check(config_path: Path, as_json: bool, warn_days: int) -> None:
-    """Expiry, chain, CRL revocation and key match of every configured and trusted certificate.
-    Read-only: opens no store."""
+@click.option(
+    "--offline",
+    is_flag=True,
+    help="Ask no OCSP responder (by default those named by trusted certificates are asked "
+    "unless [trust] ocsp = off).",
+)
+def certs_check(config_path: Path, as_json: bool, warn_days: int, offline: bool) -> None:
+    """Expiry, chain, revocation (CRLs, OCSP) and key match of every configured and trusted
+    certificate. Read-only: opens no store."""
     import datetime as dt
 
     from gateway import certcheck
 
     conf = _load_config(config_path)
     report = certcheck.check(conf, now=dt.datetime.now(dt.UTC), warn_days=warn_days)
+    if report.ocsp_wanted and conf.trust.ocsp.enabled and not offline:
+        answers = _ask_ocsp(conf.trust.ocsp, report.ocsp_wanted)
+        report = certcheck.check(
+            conf, now=dt.datetime.now(dt.UTC), warn_days=warn_days, ocsp=answers
+        )
     payload = report.to_json()
 
     def human(p: dict[str, Any]) -> None:
@@ -544,6 +561,27 @@ def certs_check(config_path: Path, as_json: bool, warn_days: int) -> None:
 
     _emit(payload, as_json, human)
     sys.exit({"ok": EX_OK, "warning": 1}.get(report.severity, EX_DATAERR))
+
+
+def _ask_ocsp(config: Any, queries: Any) -> Any:
+    """The OCSP answers for `queries`, asked on a reactor run for this alone (blocking)."""
+    from twisted.internet import defer, reactor
+
+    from gateway.ocspclient import OcspClient
+
+    client = OcspClient(reactor, config)
+    found: list[Any] = []
+
+    async def ask() -> None:
+        found.extend(await client.ask(queries))
+
+    def start() -> None:
+        done = defer.Deferred.fromCoroutine(ask())
+        done.addBoth(lambda _: reactor.stop())
+
+    reactor.callWhenRunning(start)
+    reactor.run()
+    return tuple(found)
 
 
 def _load_config(config_path: Path, *, check_files: bool = True) -> Any:

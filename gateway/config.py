@@ -48,6 +48,7 @@ __all__ = [
     "ConfigError",
     "LimitsConfig",
     "NodeConfig",
+    "OcspConfig",
     "OfficeConfig",
     "Problem",
     "RetryConfig",
@@ -55,6 +56,7 @@ __all__ = [
     "RoutePattern",
     "Secret",
     "SignaturePolicy",
+    "Switch",
     "TlsConfig",
     "Transport",
     "TrustConfig",
@@ -289,6 +291,21 @@ class RouteConfig:
         return max(found) if found else None
 
 
+class Switch(enum.Enum):
+    ON = "on"
+    OFF = "off"
+
+
+@attrs.frozen
+class OcspConfig:
+    """Asking OCSP responders that trusted certificates name (see gateway.ocspclient)."""
+
+    enabled: bool = True
+    timeout: float = 5.0  # seconds for one responder's whole answer
+    retry_after: float = 60.0  # seconds a responder that failed is not asked again
+    hosts: tuple[str, ...] = ()  # only these responder hosts, when given (lower case)
+
+
 @attrs.frozen
 class TrustConfig:
     """Trust-store inputs. Each entry is an absolute path or glob; `expand` lists the files."""
@@ -297,6 +314,7 @@ class TrustConfig:
     intermediates: tuple[str, ...] = ()
     crls: tuple[str, ...] = ()
     weak_algorithms: WeakPolicy = WeakPolicy.WARN
+    ocsp: OcspConfig = attrs.field(factory=lambda: OcspConfig())
 
     @staticmethod
     def expand(patterns: Iterable[str]) -> tuple[Path, ...]:
@@ -612,7 +630,16 @@ _ROUTE_KEYS = (
     "timeout",
     "peer_fingerprints",
 )
-_TRUST_KEYS = ("roots", "intermediates", "crls", "weak_algorithms")
+_TRUST_KEYS = (
+    "roots",
+    "intermediates",
+    "crls",
+    "weak_algorithms",
+    "ocsp",
+    "ocsp_timeout",
+    "ocsp_retry_after",
+    "ocsp_hosts",
+)
 _CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays")
 _LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate", "exchange_rate")
 _RETRY_KEYS = ("schedule", "jitter", "max_attempts")
@@ -1203,7 +1230,13 @@ class _Loader:
                     )
             lists[key] = tuple(entries)
         weak = s.choice("weak_algorithms", WeakPolicy, WeakPolicy.WARN)
-        return TrustConfig(lists["roots"], lists["intermediates"], lists["crls"], weak)
+        ocsp = OcspConfig(
+            enabled=s.choice("ocsp", Switch, Switch.ON) is Switch.ON,
+            timeout=float(s.integer("ocsp_timeout", 5, low=1, high=120)),
+            retry_after=float(s.integer("ocsp_retry_after", 60, low=0, high=86400)),
+            hosts=tuple(h.lower() for h in _split_list(s.text("ocsp_hosts") or "")),
+        )
+        return TrustConfig(lists["roots"], lists["intermediates"], lists["crls"], weak, ocsp)
 
     def calendar(self) -> CalendarConfig:
         s = self.section("calendar", _CALENDAR_KEYS)

@@ -120,8 +120,10 @@ def issue(
     extended: Sequence[x509.ObjectIdentifier] = (),
     san: Sequence[x509.GeneralName] = (),
     key: CertificateIssuerPrivateKeyTypes | None = None,
+    extensions: Sequence[x509.ExtensionType] = (),
 ) -> Issued:
-    """Issue a certificate (self-signed when `issuer` is None), SHA-256, with SKI/AKI."""
+    """Issue a certificate (self-signed when `issuer` is None), SHA-256, with SKI/AKI;
+    `extensions` are added as they are, not critical."""
     key = key if key is not None else rsa_key()
     public_key = key.public_key()
     signing_key = issuer.key if issuer is not None else key
@@ -146,6 +148,8 @@ def issue(
         builder = builder.add_extension(x509.ExtendedKeyUsage(list(extended)), critical=False)
     if san:
         builder = builder.add_extension(x509.SubjectAlternativeName(list(san)), critical=False)
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
     cert = builder.sign(signing_key, hashes.SHA256())
     # The chain a signer ships: itself and the intermediates, never the self-signed root.
     above = () if issuer is None or issuer.cert.issuer == issuer.cert.subject else issuer.chain

@@ -1,15 +1,19 @@
-"""What this node receives (floor 5): one envelope or status packet from a peer node (or from this
-node itself, for a hosted recipient) becomes a stored message and a receipt. Implements `IInbound`.
+"""What this node receives (floor 5): one envelope or status packet from a peer node (or from
+this node itself, for a hosted recipient) becomes a stored message and a receipt. Implements
+`IInbound`.
 
 The pipeline, in order: the size limit before parsing → `edxml.check.examine` in the thread pool
 (tolerant reading, schema, rules, attachments, the envelope signature against the configured
-trust) → schema and rule errors → the signature policy of the route serving the sender (required
-unless the route says `optional`; a weak algorithm refused where the route says `reject`) →
-sender binding (a valid seal must name the `From` OrganId) → every `To` hosted here → commit.
-The commit is one write job: the blob first (always committed before the job), then the row with
-its inbox entries and receipt AND the automatic status 01 per hosted recipient (its bytes also in
-a committed blob, its message and delivery rows in the same transaction), so that a crash can
-never keep the envelope and lose its 01. A resent envelope queues no second 01.
+trust, CRLs and the OCSP answers at hand; when the verdict names trusted certificates that an
+OCSP responder could still vouch for, the responders are asked (bounded, cached) and the
+document examined once more with their answers) → schema and rule errors → the signature policy
+of the route serving the sender (required unless the route says `optional`; a weak algorithm
+refused where the route says `reject`) → sender binding (a valid seal must name the `From`
+OrganId) → every `To` hosted here → commit. The commit is one write job: the blob first (always
+committed before the job), then the row with its inbox entries and receipt AND the automatic
+status 01 per hosted recipient (its bytes also in a committed blob, its message and delivery rows
+in the same transaction), so that a crash can never keep the envelope and lose its 01. A resent
+envelope queues no second 01.
 
 A refused envelope whose header could be read is not forgotten: it is stored in state `rejected`
 with its verdict and its real business type (a refusal holds no idempotency key, so a corrected
@@ -58,6 +62,7 @@ from gateway import statuses
 from gateway.blobs import BlobRef, BlobStore
 from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig
 from gateway.interfaces import IInbound, Peer
+from gateway.ocspclient import OcspClient
 from gateway.outbound import Outbound, now_of, refusal_fault, too_large, verdict_json
 from gateway.router import Router
 from gateway.soap import FaultCode, GatewayFault, Receipt, format_time
@@ -149,9 +154,11 @@ class Inbound:
         pool: ThreadPool,
         trust: signature.Trust | None = None,
         reactor: IReactorFromThreads | None = None,
+        ocsp: OcspClient | None = None,
     ) -> None:
         """`trust` defaults to the configured trust files, read here (at start). `reactor` runs
-        the pool's callbacks (default: `clock`, the reactor itself in the daemon)."""
+        the pool's callbacks (default: `clock`, the reactor itself in the daemon). `ocsp` asks
+        responders; without it revocation rests on the configured CRLs alone."""
         self._config = config
         self._store = store
         self._blobs = blobs
@@ -162,6 +169,7 @@ class Inbound:
         self._reactor = reactor if reactor is not None else cast(IReactorFromThreads, clock)
         self._trust = trust if trust is not None else load_trust(config.trust)
         self._crls = load_crls(config.trust)
+        self._ocsp = ocsp
 
     def now(self) -> dt.datetime:
         return now_of(self._clock)
@@ -184,15 +192,10 @@ class Inbound:
             raise too_large(len(package), limits.max_envelope_bytes)
         now = self.now()
         try:
-            report = await self._in_pool(
-                examine,
-                package,
-                trust=self._trust,
-                limits=limits.xml_limits(),
-                now=now,
-                strict_schema=False,
-                crls=self._crls,
-            )
+            report = await self._examine(package, now)
+            if self._ocsp is not None and report.ocsp_queries:
+                await self._ocsp.ask(report.ocsp_queries)
+                report = await self._examine(package, now)
         except EdxmlError as exc:
             raise GatewayFault.from_edxml_error(exc) from None
         doc = report.document
@@ -206,6 +209,18 @@ class Inbound:
             await self._refuse(package, doc, report, peer, now, fault)
             raise fault
         return await self._commit(package, doc, report, peer, now)
+
+    async def _examine(self, package: bytes, now: dt.datetime) -> Report:
+        return await self._in_pool(
+            examine,
+            package,
+            trust=self._trust,
+            limits=self._config.limits.xml_limits(),
+            now=now,
+            strict_schema=False,
+            crls=self._crls,
+            ocsp=self._ocsp.known() if self._ocsp is not None else (),
+        )
 
     def _judge(self, doc: Envelope, report: Report) -> GatewayFault | None:
         """The refusal of an envelope this node cannot accept, or None."""

@@ -24,6 +24,7 @@ from gateway.dispatch import Dispatcher
 from gateway.exchange import ExchangeResource, exchange_site
 from gateway.inbound import Inbound
 from gateway.interfaces import IOutbound, ITransport
+from gateway.ocspclient import OcspClient
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
 from gateway.router import Router
@@ -63,7 +64,14 @@ class Node:
         router = Router(config)
         outbound = Outbound(config, self.store, blobs, router, clock=reactor, pool=self.pool)
         inbound = Inbound(
-            config, self.store, blobs, outbound, router, clock=reactor, pool=self.pool
+            config,
+            self.store,
+            blobs,
+            outbound,
+            router,
+            clock=reactor,
+            pool=self.pool,
+            ocsp=OcspClient.for_reactor(reactor, config.trust.ocsp),
         )
         transports: dict[str, ITransport] = {}
         for route in config.routes:

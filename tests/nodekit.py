@@ -34,6 +34,7 @@ from gateway import devpki
 from gateway.blobs import BlobStore
 from gateway.config import Config, OfficeConfig, loads
 from gateway.inbound import Inbound
+from gateway.ocspclient import OcspClient
 from gateway.outbound import Outbound
 from gateway.router import Router
 from gateway.store import Store
@@ -190,7 +191,7 @@ class NodeKit:
             reactor=self.reactor,
         )
 
-    def inbound(self, outbound: Outbound | None = None) -> Inbound:
+    def inbound(self, outbound: Outbound | None = None, ocsp: OcspClient | None = None) -> Inbound:
         return Inbound(
             self.config,
             self.store,
@@ -201,6 +202,7 @@ class NodeKit:
             pool=self.pool,
             trust=None,
             reactor=self.reactor,
+            ocsp=ocsp,
         )
 
     async def read(self, job: Callable[..., T], **kwargs: Any) -> T:

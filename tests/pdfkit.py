@@ -20,14 +20,15 @@ from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from make_sample import minimal_pdf
 from pki import PKIEntry, TestPKI, make_pki
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-from pyhanko.sign import signers
+from pyhanko.sign import signers, timestamps
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from gateway.devpki import SIGNER_EKU, issue
+from gateway.devpki import SIGNER_EKU, issue, key_usage
 
 LINES = ["UY BAN NHAN DAN TINH HA NAM", "So: 123/UBND-VP", "V/v thu nghiem chu ky so PDF"]
 
@@ -50,12 +51,51 @@ def signer_of(entry: PKIEntry) -> signers.SimpleSigner:
     )
 
 
-def sign(pdf: bytes, entry: PKIEntry, field: str = "Signature1") -> bytes:
-    """`pdf` with one more approval signature by `entry`, appended as an incremental update."""
+def sign(
+    pdf: bytes,
+    entry: PKIEntry,
+    field: str = "Signature1",
+    *,
+    stamped_by: PKIEntry | None = None,
+    stamped_at: datetime.datetime | None = None,
+) -> bytes:
+    """`pdf` with one more approval signature by `entry`, appended as an incremental update;
+    with a signature timestamp token from the TSA `stamped_by`, dated `stamped_at` (or now)."""
     writer = IncrementalPdfFileWriter(io.BytesIO(pdf), strict=False)
     meta = signers.PdfSignatureMetadata(field_name=field)
-    out = signers.sign_pdf(writer, meta, signer=signer_of(entry), bytes_reserved=16384)
+    stamper = None
+    if stamped_by is not None:
+        der_key = stamped_by.key.private_bytes(
+            serialization.Encoding.DER,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        stamper = timestamps.DummyTimeStamper(
+            tsa_cert=_asn1(stamped_by.cert),
+            tsa_key=asn1_keys.PrivateKeyInfo.load(der_key),
+            certs_to_embed=SimpleCertificateStore.from_certs(
+                [_asn1(c) for c in stamped_by.chain[1:]]
+            ),
+            fixed_dt=stamped_at,
+        )
+    out = signers.sign_pdf(
+        writer, meta, signer=signer_of(entry), timestamper=stamper, bytes_reserved=32768
+    )
     return out.getvalue()
+
+
+def tsa(issuer: PKIEntry, name: str = "tsa") -> PKIEntry:
+    """A time-stamping authority certificate (id-kp-timeStamping) under `issuer`."""
+    now = datetime.datetime.now(datetime.UTC)
+    return issue(
+        name,
+        x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, f"edXML Test TSA ({name})")]),
+        issuer=issuer,
+        not_before=max(now - datetime.timedelta(days=400), issuer.cert.not_valid_before_utc),
+        not_after=now + datetime.timedelta(days=400),
+        usage=key_usage(sign=True),
+        extended=(ExtendedKeyUsageOID.TIME_STAMPING,),
+    )
 
 
 def tamper(signed: bytes) -> bytes:

@@ -5,12 +5,15 @@ from __future__ import annotations
 import datetime
 import json
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
+from ocspkit import Responder, aia
 
 from twisted.trial.unittest import SynchronousTestCase
 
@@ -27,7 +30,9 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC).replace(microsecond=0)
 
 
-class CertsCheckTests(SynchronousTestCase):
+class _InitDir(SynchronousTestCase):
+    """A fresh `gateway init` of the sample configuration, and its dev issuing CA."""
+
     def setUp(self) -> None:
         self.dir = Path(self.mktemp())
         self.dir.mkdir(parents=True)
@@ -79,6 +84,8 @@ class CertsCheckTests(SynchronousTestCase):
         )
         cert_path.write_bytes(issued.chain_pem)
 
+
+class CertsCheckTests(_InitDir):
     def add_crl(self, crl: x509.CertificateRevocationList) -> Path:
         path = self.dir / "crls" / "issuing.crl"
         path.parent.mkdir(exist_ok=True)
@@ -255,3 +262,79 @@ class CertsCheckTests(SynchronousTestCase):
     def test_needs_a_timezone_aware_now(self) -> None:
         conf = configuration.load(self.conf)
         self.assertRaises(ValueError, certcheck.check, conf, now=datetime.datetime.now())
+
+
+class CertsCheckOcspTests(_InitDir):
+    """The seal names a real responder (tests/ocspkit); the CLI asks it unless --offline. The
+    command runs a reactor of its own, so it runs as a subprocess here."""
+
+    def setUp(self) -> None:
+        super().setUp()
+        self.responder = Responder(self.issuing)
+        self.responder.start()
+        self.addCleanup(self.responder.stop)
+        cert_path, key_path = self.pki / f"{SEAL}.pem", self.pki / f"{SEAL}.key"
+        old = x509.load_pem_x509_certificates(cert_path.read_bytes())[0]
+        now = _now()
+        issued = devpki.issue(
+            "seal",
+            old.subject,
+            issuer=self.issuing,
+            not_before=now - DAY,
+            not_after=now + 365 * DAY,
+            extended=devpki.SIGNER_EKU,
+            key=serialization.load_pem_private_key(key_path.read_bytes(), None),  # type: ignore[arg-type]
+            extensions=(aia(self.responder.url),),
+        )
+        cert_path.write_bytes(issued.chain_pem)
+        self.seal = issued.cert
+        self.responder.know(issued.cert)
+
+    def cli(self, *extra: str) -> tuple[int, dict[str, Any]]:
+        done = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "certs",
+                "check",
+                "--json",
+                "-c",
+                str(self.conf),
+                *extra,
+            ],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        return done.returncode, json.loads(done.stdout)
+
+    def test_revoked_by_ocsp(self) -> None:
+        self.responder.revoke(self.seal)
+        code, payload = self.cli()
+        self.assertEqual(code, EX_DATAERR)
+        seal = self.entry(payload, "agency-seal", SEAL)
+        self.assertEqual(seal["state"], "revoked")
+        self.assertIn("(OCSP)", seal["problems"][0]["message_en"])
+        self.assertEqual(self.responder.requests, [self.seal.serial_number])
+
+    def test_good_answer(self) -> None:
+        code, payload = self.cli()
+        self.assertEqual(code, 0, payload)
+        self.assertEqual(self.entry(payload, "agency-seal", SEAL)["state"], "ok")
+        self.assertEqual(self.responder.requests, [self.seal.serial_number])
+
+    def test_responder_down_is_a_warning(self) -> None:
+        self.responder.mode = "http500"
+        code, payload = self.cli()
+        self.assertEqual(code, 1)
+        seal = self.entry(payload, "agency-seal", SEAL)
+        self.assertEqual(seal["state"], "ocsp-unavailable")
+        self.assertIn("HTTP 500", seal["problems"][0]["message_en"])
+        self.assertIn("lỗi HTTP 500", seal["problems"][0]["message_vi"])
+
+    def test_offline_asks_nobody(self) -> None:
+        self.responder.revoke(self.seal)
+        code, _ = self.cli("--offline")
+        self.assertEqual(code, 0)
+        self.assertEqual(self.responder.requests, [])

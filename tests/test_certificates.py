@@ -23,7 +23,6 @@ from twisted.trial.unittest import SynchronousTestCase
 from edxml.certificates import (
     Chain,
     Problem,
-    RevocationState,
     SignerIdentity,
     Trust,
     build_chain,
@@ -31,10 +30,10 @@ from edxml.certificates import (
     load_certificate,
     organ_id_of,
     pick_leaf,
-    revocation,
     weak_key,
 )
 from edxml.model import VN_TZ
+from edxml.revocation import RevocationState, revocation
 from gateway import devpki
 
 try:

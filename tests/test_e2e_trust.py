@@ -133,7 +133,11 @@ class _LegacySigner(XMLSigner):
         pass
 
 
-class TrustEndToEnd(SynchronousTestCase):
+class TrustNodes(SynchronousTestCase):
+    """Nodes A and B started once per class; B trusts the dev root, with `b_crls`. The helpers
+    drive both ends: A's office face for PDFs, B's exchange face for injected envelopes."""
+
+    b_crls: ClassVar[tuple[str, ...]] = ()
     a: ClassVar[Node]
     b: ClassVar[Node]
     ca: ClassVar[DevCA]
@@ -144,10 +148,10 @@ class TrustEndToEnd(SynchronousTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         cls.base = Path(tempfile.mkdtemp(prefix="e2e-trust-"))
-        cls.a, cls.b = make_pair(cls.base, b_crls=(CRL_FILE,))
+        cls.a, cls.b = make_pair(cls.base, b_crls=cls.b_crls)
         try:
             cls.ca = DevCA.of(cls.a)
-            (cls.b.directory / CRL_FILE).write_bytes(cls.ca.crl(cls.ca.revoked_h23.cert))
+            cls.prepare()
             cls.a.start()
             cls.b.start()
             cls.office_a = office_client(cls.a)
@@ -155,6 +159,10 @@ class TrustEndToEnd(SynchronousTestCase):
         except BaseException:
             cls._teardown()
             raise
+
+    @classmethod
+    def prepare(cls) -> None:
+        """Before the nodes start: the files B reads, the servers the certificates name."""
 
     @classmethod
     def tearDownClass(cls) -> None:
@@ -221,26 +229,6 @@ class TrustEndToEnd(SynchronousTestCase):
         self.assertEqual([s.Code for s in self.history_at_a(message_id)], ["01"])
         return doc
 
-    def test_person_then_seal_is_valid(self) -> None:
-        unsigned = minimal_pdf(pdfkit.LINES)
-        pdf = pdfkit.sign(
-            pdfkit.sign(unsigned, self.ca.person, "NguoiKy"), self.ca.seal_h23, "ConDau"
-        )
-        doc = self.assertAccepted("801", pdf, "valid")
-        self.assertNotIn("PdfSignatureBroken", doc.Verdict.FindingCode)
-
-    def test_tampered_pdf_is_refused_by_the_sender(self) -> None:
-        """A's own office face judges the PDF before sealing: nothing broken leaves A."""
-        pdf = pdfkit.tamper(pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.seal_h23))
-        detail = self.fault_detail(FaultCode.SIGNATURE_INVALID, self.send_pdf, "802", pdf)
-        self.assertIn(BROKEN_EN, detail.findtext("gw:MessageEn", default="", namespaces=GW))
-        self.assertIn(BROKEN_VI, detail.findtext("gw:MessageVi", default="", namespaces=GW))
-        self.fault_detail(
-            FaultCode.NOT_FOUND,
-            self.office_a.service.GetSendStatus,
-            DocumentId=document_id(H23, "802"),
-        )
-
     def fault_detail(self, code: FaultCode, call: Any, *args: Any, **kwargs: Any) -> Any:
         """`call` raises a SOAP fault with our detail and `code`; the detail element."""
         with self.assertRaises(ZeepFault) as caught:
@@ -249,26 +237,6 @@ class TrustEndToEnd(SynchronousTestCase):
         self.assertIsNotNone(detail, etree.tostring(caught.exception.detail))
         self.assertEqual(detail.findtext("gw:Code", namespaces=GW), code.value)
         return detail
-
-    def test_expired_signer_is_reference_only(self) -> None:
-        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.expired_h23)
-        doc = self.assertAccepted("803", pdf, "invalid")
-        self.assertIn("PdfSignerExpired", doc.Verdict.FindingCode)
-
-    def test_other_agency_is_reference_only(self) -> None:
-        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.seal_g22)
-        doc = self.assertAccepted("804", pdf, "invalid")
-        self.assertIn("PdfNotBySender", doc.Verdict.FindingCode)
-
-    def test_foreign_root_is_reference_only(self) -> None:
-        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), make_pki().untrusted_agency)
-        doc = self.assertAccepted("805", pdf, "invalid")
-        self.assertIn("PdfSignerUntrusted", doc.Verdict.FindingCode)
-
-    def test_revoked_signer_is_reference_only(self) -> None:
-        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.revoked_h23)
-        doc = self.assertAccepted("806", pdf, "invalid")
-        self.assertIn("PdfSignerRevoked", doc.Verdict.FindingCode)
 
     # --- envelope signatures, injected into B's exchange face as node A ---
 
@@ -344,6 +312,54 @@ class TrustEndToEnd(SynchronousTestCase):
         self.assertEqual(state, "received")
         data: dict[str, Any] = json.loads(verdict)
         return data
+
+
+class TrustEndToEnd(TrustNodes):
+    b_crls = (CRL_FILE,)
+
+    @classmethod
+    def prepare(cls) -> None:
+        (cls.b.directory / CRL_FILE).write_bytes(cls.ca.crl(cls.ca.revoked_h23.cert))
+
+    def test_person_then_seal_is_valid(self) -> None:
+        unsigned = minimal_pdf(pdfkit.LINES)
+        pdf = pdfkit.sign(
+            pdfkit.sign(unsigned, self.ca.person, "NguoiKy"), self.ca.seal_h23, "ConDau"
+        )
+        doc = self.assertAccepted("801", pdf, "valid")
+        self.assertNotIn("PdfSignatureBroken", doc.Verdict.FindingCode)
+
+    def test_tampered_pdf_is_refused_by_the_sender(self) -> None:
+        """A's own office face judges the PDF before sealing: nothing broken leaves A."""
+        pdf = pdfkit.tamper(pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.seal_h23))
+        detail = self.fault_detail(FaultCode.SIGNATURE_INVALID, self.send_pdf, "802", pdf)
+        self.assertIn(BROKEN_EN, detail.findtext("gw:MessageEn", default="", namespaces=GW))
+        self.assertIn(BROKEN_VI, detail.findtext("gw:MessageVi", default="", namespaces=GW))
+        self.fault_detail(
+            FaultCode.NOT_FOUND,
+            self.office_a.service.GetSendStatus,
+            DocumentId=document_id(H23, "802"),
+        )
+
+    def test_expired_signer_is_reference_only(self) -> None:
+        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.expired_h23)
+        doc = self.assertAccepted("803", pdf, "invalid")
+        self.assertIn("PdfSignerExpired", doc.Verdict.FindingCode)
+
+    def test_other_agency_is_reference_only(self) -> None:
+        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.seal_g22)
+        doc = self.assertAccepted("804", pdf, "invalid")
+        self.assertIn("PdfNotBySender", doc.Verdict.FindingCode)
+
+    def test_foreign_root_is_reference_only(self) -> None:
+        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), make_pki().untrusted_agency)
+        doc = self.assertAccepted("805", pdf, "invalid")
+        self.assertIn("PdfSignerUntrusted", doc.Verdict.FindingCode)
+
+    def test_revoked_signer_is_reference_only(self) -> None:
+        pdf = pdfkit.sign(minimal_pdf(pdfkit.LINES), self.ca.revoked_h23)
+        doc = self.assertAccepted("806", pdf, "invalid")
+        self.assertIn("PdfSignerRevoked", doc.Verdict.FindingCode)
 
     def test_correct_seal_gets_a_receipt(self) -> None:
         receipt = self.deliver_as_a(self.sealed("901"))

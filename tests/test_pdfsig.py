@@ -6,14 +6,29 @@ import datetime
 import hashlib
 import time
 
-from pdfkit import Kit, make_kit, padded_pdf, sign
-from pki import ORGAN_ID_G22, ORGAN_ID_H23, PERSON_NAME
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509 import ocsp as x509_ocsp
+from ocspkit import HOUR, Entry, answer, with_ocsp
+from pdfkit import Kit, make_kit, padded_pdf, sign, tsa
+from pki import ORGAN_ID_G22, ORGAN_ID_H23, PERSON_NAME, PKIEntry
 
 from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import pdfsig
+from edxml.certificates import Problem
 from edxml.findings import Fault, Severity, registry
-from edxml.pdfsig import ChainState, Coverage, Legality, PdfVerdict, Revocation, Role
+from edxml.ocsp import OcspAnswer, OcspQuery
+from edxml.pdfsig import (
+    ChainState,
+    Coverage,
+    Legality,
+    PdfVerdict,
+    Revocation,
+    Role,
+    Timestamp,
+)
+from gateway.devpki import SIGNER_EKU, issue
 
 
 def _kit() -> Kit:
@@ -201,10 +216,7 @@ class VerdictTests(SynchronousTestCase):
             self.assertTrue(code.en and code.vi and code.en != code.vi)
 
 
-def _forged_empty_crl(kit: Kit) -> object:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-
+def _forged_empty_crl(kit: Kit) -> x509.CertificateRevocationList:
     now = datetime.datetime.now(datetime.UTC)
     return (
         x509.CertificateRevocationListBuilder()
@@ -232,3 +244,194 @@ class TimingTests(SynchronousTestCase):
                 f"\n{len(signed)} bytes: validate {validate * 1000:.0f} ms,",
                 f"sha256 {digest * 1000:.1f} ms",
             )
+
+
+DAY = datetime.timedelta(days=1)
+
+
+def _issued(
+    kit: Kit, name: str, not_before: datetime.datetime, not_after: datetime.datetime
+) -> PKIEntry:
+    return issue(
+        name,
+        kit.pki.agency_h23.cert.subject,
+        issuer=kit.pki.intermediate,
+        not_before=not_before,
+        not_after=not_after,
+        extended=SIGNER_EKU,
+    )
+
+
+def _crl_listing(
+    kit: Kit, cert: x509.Certificate, revoked_at: datetime.datetime
+) -> x509.CertificateRevocationList:
+    now = datetime.datetime.now(datetime.UTC)
+    entry = (
+        x509.RevokedCertificateBuilder()
+        .serial_number(cert.serial_number)
+        .revocation_date(revoked_at)
+        .build()
+    )
+    return (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(kit.pki.intermediate.cert.subject)
+        .last_update(now - datetime.timedelta(hours=1))
+        .next_update(now + 7 * DAY)
+        .add_revoked_certificate(entry)
+        .sign(kit.pki.intermediate.key, hashes.SHA256())  # type: ignore[arg-type]
+    )
+
+
+class TimestampTests(SynchronousTestCase):
+    """A trusted signature timestamp moves the time the signer is judged at; nothing else does."""
+
+    def setUp(self) -> None:
+        self.kit = _kit()
+        self.now = datetime.datetime.now(datetime.UTC)
+        self.tsa = tsa(self.kit.pki.intermediate)
+        self.stamp = self.now - 30 * DAY
+
+    def test_expired_now_but_stamped_while_valid_is_legal(self) -> None:
+        signed = sign(
+            self.kit.unsigned,
+            self.kit.pki.expired_agency,
+            stamped_by=self.tsa,
+            stamped_at=self.stamp,
+        )
+        verdict = check(signed)
+        self.assertIs(verdict.legality, Legality.LEGAL, codes(verdict))
+        (sig,) = verdict.signatures
+        self.assertIs(sig.timestamp, Timestamp.TRUSTED)
+        assert sig.timestamped_at is not None and sig.judged_at is not None
+        self.assertLess(abs(sig.timestamped_at - self.stamp), datetime.timedelta(seconds=1))
+        self.assertEqual(sig.judged_at, sig.timestamped_at)
+        self.assertIs(sig.chain, ChainState.TRUSTED)
+        self.assertIn("edXML Test TSA", sig.tsa or "")
+        self.assertEqual(codes(verdict), {"PdfJudgedAtTimestamp"})
+        finding = verdict.findings[0]
+        self.assertIn("trusted timestamp", finding.message_en)
+        self.assertIn("dấu thời gian tin cậy", finding.message_vi)
+        out = sig.to_json()
+        self.assertEqual(out["timestamp"]["state"], "trusted")  # type: ignore[index]
+
+    def test_untrusted_authority_changes_nothing(self) -> None:
+        foreign = tsa(self.kit.pki.untrusted_root, "foreign_tsa")
+        signed = sign(
+            self.kit.unsigned,
+            self.kit.pki.expired_agency,
+            stamped_by=foreign,
+            stamped_at=self.stamp,
+        )
+        verdict = check(signed)
+        self.assertIs(verdict.legality, Legality.REFERENCE_ONLY)
+        (sig,) = verdict.signatures
+        self.assertIs(sig.timestamp, Timestamp.UNTRUSTED)
+        self.assertIs(sig.chain, ChainState.EXPIRED)
+        self.assertLess(abs(sig.judged_at - self.now), datetime.timedelta(seconds=5))  # type: ignore[operator]
+        self.assertEqual(codes(verdict), {"PdfTimestampUntrusted", "PdfSignerExpired"})
+
+    def test_stamped_now_is_judged_now(self) -> None:
+        signed = sign(self.kit.unsigned, self.kit.pki.agency_h23, stamped_by=self.tsa)
+        verdict = check(signed)
+        self.assertIs(verdict.legality, Legality.LEGAL)
+        self.assertIs(verdict.signatures[0].timestamp, Timestamp.TRUSTED)
+
+    def test_revoked_after_the_stamp_still_counts(self) -> None:
+        signer = _issued(self.kit, "stamped_then_revoked", self.now - 90 * DAY, self.now + 90 * DAY)
+        signed = sign(self.kit.unsigned, signer, stamped_by=self.tsa, stamped_at=self.stamp)
+        later = pdfsig.validate_pdf(
+            signed,
+            trust=self.kit.pki.trust(),
+            crls=[_crl_listing(self.kit, signer.cert, self.now - DAY)],
+            now=self.now,
+            sender_organ_id=ORGAN_ID_H23,
+        )
+        self.assertIs(later.signatures[0].revocation, Revocation.GOOD)
+        self.assertIs(later.legality, Legality.LEGAL)
+        before = pdfsig.validate_pdf(
+            signed,
+            trust=self.kit.pki.trust(),
+            crls=[_crl_listing(self.kit, signer.cert, self.stamp - DAY)],
+            now=self.now,
+            sender_organ_id=ORGAN_ID_H23,
+        )
+        self.assertIs(before.signatures[0].revocation, Revocation.REVOKED)
+        self.assertIs(before.legality, Legality.REFERENCE_ONLY)
+
+    def test_without_a_stamp_a_revocation_counts(self) -> None:
+        signer = _issued(self.kit, "revoked_unstamped", self.now - 90 * DAY, self.now + 90 * DAY)
+        signed = sign(self.kit.unsigned, signer)
+        verdict = pdfsig.validate_pdf(
+            signed,
+            trust=self.kit.pki.trust(),
+            crls=[_crl_listing(self.kit, signer.cert, self.now - DAY)],
+            now=self.now,
+            sender_organ_id=ORGAN_ID_H23,
+        )
+        self.assertIs(verdict.legality, Legality.REFERENCE_ONLY)
+        self.assertIs(verdict.signatures[0].timestamp, Timestamp.NONE)
+
+
+class OcspTests(SynchronousTestCase):
+    URL = "http://ocsp.test.invalid/pdf"
+
+    def setUp(self) -> None:
+        self.kit = _kit()
+        self.now = datetime.datetime.now(datetime.UTC)
+        self.ca = self.kit.pki.intermediate
+        self.signer = with_ocsp("pdf_ocsp", self.kit.pki.agency_h23.cert.subject, self.ca, self.URL)
+        self.signed = sign(self.kit.unsigned, self.signer)
+        self.query = OcspQuery(self.signer.cert, self.ca.cert)
+
+    def validate(self, *answers: OcspAnswer, data: bytes | None = None) -> PdfVerdict:
+        return pdfsig.validate_pdf(
+            data or self.signed,
+            trust=self.kit.pki.trust(),
+            ocsp=answers,
+            now=self.now,
+            sender_organ_id=ORGAN_ID_H23,
+        )
+
+    def test_first_pass_wants_the_signer(self) -> None:
+        (sig,) = self.validate().signatures
+        self.assertIs(sig.revocation, Revocation.UNKNOWN)
+        self.assertEqual([q.cert for q in sig.ocsp_wanted], [self.signer.cert])
+
+    def test_good_answer(self) -> None:
+        good = OcspAnswer.received(
+            self.query, self.URL, answer(self.signer.cert, self.ca), self.now
+        )
+        verdict = self.validate(good)
+        (sig,) = verdict.signatures
+        self.assertIs(sig.revocation, Revocation.GOOD)
+        self.assertEqual(sig.revocation_sources, ("ocsp",))
+        self.assertEqual(sig.ocsp_wanted, ())
+        self.assertEqual(verdict.findings, ())
+
+    def test_revoked_answer(self) -> None:
+        entry = Entry(x509_ocsp.OCSPCertStatus.REVOKED, self.now - HOUR)
+        revoked = OcspAnswer.received(
+            self.query, self.URL, answer(self.signer.cert, self.ca, entry), self.now
+        )
+        verdict = self.validate(revoked)
+        self.assertIs(verdict.legality, Legality.REFERENCE_ONLY)
+        self.assertEqual(codes(verdict), {"PdfSignerRevoked"})
+
+    def test_unusable_answer_is_reported(self) -> None:
+        failed = OcspAnswer.failed(
+            self.query, self.URL, Problem("timed out", "hết thời gian chờ"), self.now
+        )
+        verdict = self.validate(failed)
+        self.assertIs(verdict.legality, Legality.LEGAL)
+        self.assertEqual(codes(verdict), {"PdfRevocationUnknown", "OcspUnavailable"})
+        self.assertEqual(verdict.signatures[0].ocsp_wanted, ())
+
+    def test_untrusted_signer_wants_nothing(self) -> None:
+        impostor = with_ocsp(
+            "pdf_impostor",
+            self.kit.pki.agency_h23.cert.subject,
+            self.kit.pki.untrusted_root,
+            self.URL,
+        )
+        (sig,) = self.validate(data=sign(self.kit.unsigned, impostor)).signatures
+        self.assertEqual(sig.ocsp_wanted, ())
