@@ -15,6 +15,7 @@ from edxml.xmlsafe import Limits
 from gateway.config import (
     Config,
     ConfigError,
+    OcspConfig,
     Problem,
     RoutePattern,
     SignaturePolicy,
@@ -142,8 +143,17 @@ class ValueTests(SynchronousTestCase):
         self.assertEqual(config.calendar.office_hours[0], (dt.time(7, 30), dt.time(11, 30)))
         self.assertEqual(config.calendar.workdays, frozenset(range(5)))
         self.assertEqual(config.trust.weak_algorithms, WeakPolicy.WARN)
+        self.assertEqual(config.trust.ocsp, OcspConfig(enabled=True, timeout=5.0, retry_after=60.0))
         self.assertEqual(config.retry.max_attempts, 6)
         self.assertEqual(len(config.trust.expand(config.trust.roots)), 4)
+
+    def test_ocsp_settings(self) -> None:
+        base = make_dir(self)
+        text = section_edit(
+            BASE, "trust", "ocsp = off\nocsp_timeout = 3\nocsp_hosts = OCSP.ca.gov.vn, ocsp2.vn"
+        )
+        ocsp = load(write(base, text)).trust.ocsp
+        self.assertEqual(ocsp, OcspConfig(False, 3.0, 60.0, ("ocsp.ca.gov.vn", "ocsp2.vn")))
 
     def test_relative_paths_resolve_against_the_config_directory_not_the_cwd(self) -> None:
         base = make_dir(self)
@@ -335,6 +345,9 @@ class ErrorTests(SynchronousTestCase):
             ),
             (BASE.replace("roots = data/pki/*.pem", "roots = certs/roots/*.pem"), "trust", "roots"),
             (section_edit(BASE, "trust", "weak_algorithms = ignore"), "trust", "weak_algorithms"),
+            (section_edit(BASE, "trust", "ocsp = sometimes"), "trust", "ocsp"),
+            (section_edit(BASE, "trust", "ocsp_timeout = 0"), "trust", "ocsp_timeout"),
+            (section_edit(BASE, "trust", "ocsp_retry_after = -1"), "trust", "ocsp_retry_after"),
             (
                 section_edit(BASE, "calendar", "office_hours = 13:30-17:00, 07:30-11:30"),
                 "calendar",
