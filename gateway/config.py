@@ -25,6 +25,7 @@ from __future__ import annotations
 import configparser
 import datetime as dt
 import enum
+import fnmatch
 import glob
 import hashlib
 import hmac
@@ -203,6 +204,9 @@ class AgencyConfig:
     name: str
     signing_key: Path
     signing_cert: Path
+    # The agency's own office hours and working weekdays, where they differ from [calendar].
+    office_hours: tuple[tuple[dt.time, dt.time], ...] | None = None
+    workdays: frozenset[int] | None = None
 
 
 @attrs.frozen
@@ -327,6 +331,11 @@ class TrustConfig:
 VIETNAM: Final = dt.timezone(dt.timedelta(hours=7))
 
 
+class PublicHolidays(enum.Enum):
+    VIETNAM = "vietnam"  # the `holidays` package's Vietnam calendar, then the overrides
+    NONE = "none"  # only the configured holidays
+
+
 @attrs.frozen
 class CalendarConfig:
     """Office hours for the legal receipt time (R19): hours, working weekdays, day overrides."""
@@ -339,11 +348,7 @@ class CalendarConfig:
     holidays: frozenset[dt.date] = frozenset()  # workdays that are not worked
     extra_workdays: frozenset[dt.date] = frozenset()  # make-up days (a Saturday worked instead)
     timezone: dt.timezone = VIETNAM
-
-    def is_workday(self, day: dt.date) -> bool:
-        if day in self.extra_workdays:
-            return True
-        return day.weekday() in self.workdays and day not in self.holidays
+    public_holidays: PublicHolidays = PublicHolidays.VIETNAM
 
 
 @attrs.frozen
@@ -375,6 +380,35 @@ class RetryConfig:
         return step * (1.0 - self.jitter + 2.0 * self.jitter * draw)
 
 
+class UnknownRecipients(enum.Enum):
+    REFUSE = "refuse"  # a recipient missing from a non-empty directory is UnknownRecipient
+    ALLOW = "allow"  # routes alone decide
+
+
+@attrs.frozen
+class PolicyConfig:
+    """The regulation's configurable rules ([policy]). Patterns are shell-style (* ? [..])."""
+
+    # R7: a paper copy also goes to these recipients (the Government, the ministries) …
+    paper_recipients: tuple[str, ...] = ("000.00.00.G??",)
+    # … and with a submission (Tờ trình, Báo cáo, Đề án, Dự án) to these (provincial UBND) …
+    paper_submission_to: tuple[str, ...] = ("000.00.00.H??",)
+    # … and for these matters named in the subject (finance, personnel, complaints).
+    paper_keywords: tuple[str, ...] = (
+        "tài chính",
+        "ngân sách",
+        "nhân sự",
+        "tổ chức cán bộ",
+        "khiếu nại",
+        "tố cáo",
+    )
+    unknown_recipients: UnknownRecipients = UnknownRecipients.REFUSE
+
+    @staticmethod
+    def matches(patterns: Iterable[str], organ_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(organ_id, p) for p in patterns)
+
+
 @attrs.frozen
 class Config:
     path: Path | None
@@ -386,6 +420,7 @@ class Config:
     calendar: CalendarConfig = CalendarConfig()
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
+    policy: PolicyConfig = PolicyConfig()
     warnings: tuple[Problem, ...] = ()
 
     def agency(self, organ_id: str) -> AgencyConfig | None:
@@ -393,6 +428,17 @@ class Config:
 
     def hosts(self, organ_id: str) -> bool:
         return self.agency(organ_id) is not None
+
+    def calendar_for(self, organ_id: str | None) -> CalendarConfig:
+        """[calendar], with a hosted agency's own office hours and workdays where it has them."""
+        agency = self.agency(organ_id) if organ_id is not None else None
+        if agency is None:
+            return self.calendar
+        return attrs.evolve(
+            self.calendar,
+            office_hours=agency.office_hours or self.calendar.office_hours,
+            workdays=agency.workdays or self.calendar.workdays,
+        )
 
     def routes_for(self, organ_id: str) -> tuple[RouteConfig, ...]:
         """Routes that serve `organ_id`, the most specific pattern first (file order on ties)."""
@@ -608,7 +654,7 @@ _NODE_KEYS = (
     "office_tls_key",
     "office_tls_ca",
 )
-_AGENCY_KEYS = ("name", "signing_key", "signing_cert")
+_AGENCY_KEYS = ("name", "signing_key", "signing_cert", "office_hours", "workdays")
 _OFFICE_KEYS = (
     "token",
     "token_file",
@@ -640,10 +686,11 @@ _TRUST_KEYS = (
     "ocsp_retry_after",
     "ocsp_hosts",
 )
-_CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays")
+_CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays", "public_holidays")
 _LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate", "exchange_rate")
 _RETRY_KEYS = ("schedule", "jitter", "max_attempts")
-_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry")
+_POLICY_KEYS = ("paper_recipients", "paper_submission_to", "paper_keywords", "unknown_recipients")
+_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry", "policy")
 _PREFIXES = ("agency", "office", "route")
 
 
@@ -765,9 +812,9 @@ class _Loader:
                     name,
                     None,
                     "an unknown section",
-                    "[node], [trust], [calendar], [limits], [retry], [agency:<OrganId>], "
-                    "[office:<name>] or [route:<name>]",
-                    "một trong các mục [node], [trust], [calendar], [limits], [retry], "
+                    "[node], [trust], [calendar], [limits], [retry], [policy], "
+                    "[agency:<OrganId>], [office:<name>] or [route:<name>]",
+                    "một trong các mục [node], [trust], [calendar], [limits], [retry], [policy], "
                     "[agency:<mã định danh>], [office:<tên>], [route:<tên>]",
                     "mục không xác định",
                 )
@@ -786,6 +833,7 @@ class _Loader:
         calendar = self.calendar()
         limits = self.limits()
         retry = self.retry()
+        policy = self.policy()
         if self.problems or node is None:
             raise ConfigError(self.path, self.problems)
         return Config(
@@ -798,6 +846,7 @@ class _Loader:
             calendar=calendar,
             limits=limits,
             retry=retry,
+            policy=policy,
             warnings=tuple(self.warnings),
         )
 
@@ -941,9 +990,11 @@ class _Loader:
         label = s.text("name", required=True)
         key = self.file_key(s, "signing_key", required=True)
         cert = self.file_key(s, "signing_cert", required=True)
+        hours = s.convert("office_hours", _parse_hours, None, _HOURS_EN, _HOURS_VI)
+        workdays = s.convert("workdays", _parse_weekdays, None, _WEEKDAYS_EN, _WEEKDAYS_VI)
         if not valid or label is None or key is None or cert is None:
             return None
-        return AgencyConfig(code, label, key, cert)
+        return AgencyConfig(code, label, key, cert, hours, workdays)
 
     def organ_ids(self, s: _Section, hosted: set[str]) -> tuple[str, ...]:
         value = s.text("organ_ids", required=True)
@@ -1238,23 +1289,45 @@ class _Loader:
         )
         return TrustConfig(lists["roots"], lists["intermediates"], lists["crls"], weak, ocsp)
 
+    def policy(self) -> PolicyConfig:
+        s = self.section("policy", _POLICY_KEYS)
+        d = PolicyConfig()
+
+        def patterns(key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+            text = s.text(key)
+            if text is None:
+                return default
+            items = tuple(_split_list(text))
+            for item in items:
+                if not re.fullmatch(r"[0-9A-Za-z.\-:_*?\[\]]{1,35}", item):
+                    s.problem(
+                        key,
+                        _shown(item),
+                        "OrganIds or shell-style patterns such as 000.00.00.G??",
+                        "mã định danh hoặc mẫu như 000.00.00.G??",
+                    )
+            return items
+
+        keywords = s.text("paper_keywords")
+        return PolicyConfig(
+            paper_recipients=patterns("paper_recipients", d.paper_recipients),
+            paper_submission_to=patterns("paper_submission_to", d.paper_submission_to),
+            paper_keywords=tuple(_split_list(keywords))
+            if keywords is not None
+            else d.paper_keywords,
+            unknown_recipients=s.choice(
+                "unknown_recipients", UnknownRecipients, d.unknown_recipients
+            ),
+        )
+
     def calendar(self) -> CalendarConfig:
         s = self.section("calendar", _CALENDAR_KEYS)
         default = CalendarConfig()
-        hours = s.convert(
-            "office_hours",
-            _parse_hours,
-            default.office_hours,
-            "ordered, non-overlapping HH:MM-HH:MM ranges separated by commas",
-            "các khoảng HH:MM-HH:MM tăng dần, không chồng nhau, cách nhau bởi dấu phẩy",
-        )
+        hours = s.convert("office_hours", _parse_hours, default.office_hours, _HOURS_EN, _HOURS_VI)
         workdays = s.convert(
-            "workdays",
-            _parse_weekdays,
-            default.workdays,
-            "weekdays such as mon-fri or mon,tue,wed,thu,fri,sat",
-            "các ngày trong tuần như mon-fri hoặc mon,tue,wed,thu,fri,sat",
+            "workdays", _parse_weekdays, default.workdays, _WEEKDAYS_EN, _WEEKDAYS_VI
         )
+        public = s.choice("public_holidays", PublicHolidays, PublicHolidays.VIETNAM)
         days_en = "dates YYYY-MM-DD or ranges YYYY-MM-DD..YYYY-MM-DD, separated by commas"
         days_vi = "các ngày YYYY-MM-DD hoặc khoảng YYYY-MM-DD..YYYY-MM-DD, cách nhau bởi dấu phẩy"
         holidays: frozenset[dt.date] = s.convert(
@@ -1271,7 +1344,7 @@ class _Loader:
                 "dates not also listed in holidays",
                 "ngày không đồng thời nằm trong holidays",
             )
-        return CalendarConfig(hours, workdays, holidays, extra)
+        return CalendarConfig(hours, workdays, holidays, extra, public_holidays=public)
 
     def limits(self) -> LimitsConfig:
         s = self.section("limits", _LIMITS_KEYS)
@@ -1350,6 +1423,12 @@ def _parse_hours(text: str) -> tuple[tuple[dt.time, dt.time], ...]:
             raise ValueError(text)
         ranges.append((start, end))
     return tuple(ranges)
+
+
+_HOURS_EN: Final = "ordered, non-overlapping HH:MM-HH:MM ranges separated by commas"
+_HOURS_VI: Final = "các khoảng HH:MM-HH:MM tăng dần, không chồng nhau, cách nhau bởi dấu phẩy"
+_WEEKDAYS_EN: Final = "weekdays such as mon-fri or mon,tue,wed,thu,fri,sat"
+_WEEKDAYS_VI: Final = "các ngày trong tuần như mon-fri hoặc mon,tue,wed,thu,fri,sat"
 
 
 def _parse_weekdays(text: str) -> frozenset[int]:

@@ -54,13 +54,15 @@ from twisted.python.threadpool import ThreadPool
 
 from edxml import signature
 from edxml.check import Report, examine
-from edxml.codes import BusinessDocType, StatusCode
+from edxml.codes import BusinessDocType, ReceiverType, StatusCode
 from edxml.errors import EdxmlError
 from edxml.findings import Fault, Finding
-from edxml.model import Envelope, Organization, ResponseFor, StatusPacket
-from gateway import statuses
+from edxml.model import Envelope, Organization, ReplacementInfo, ResponseFor, StatusPacket
+from gateway import policy, statuses
 from gateway.blobs import BlobRef, BlobStore
+from gateway.calendar import Calendars
 from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig
+from gateway.documents import Change, insert_refusal, insert_with_changes, same_number
 from gateway.interfaces import IInbound, Peer
 from gateway.ocspclient import OcspClient
 from gateway.outbound import Outbound, now_of, refusal_fault, too_large, verdict_json
@@ -170,6 +172,7 @@ class Inbound:
         self._trust = trust if trust is not None else load_trust(config.trust)
         self._crls = load_crls(config.trust)
         self._ocsp = ocsp
+        self._calendars = Calendars(config)
 
     def now(self) -> dt.datetime:
         return now_of(self._clock)
@@ -204,11 +207,17 @@ class Inbound:
             raise refusal_fault(report)
         if isinstance(doc, StatusPacket):
             return await self._accept_status(package, doc, report, peer, now)
+        ruling = policy.rule(doc, self._config.policy, self._calendars.of(None), now)
+        if ruling.secret is not None:
+            # R1: nothing of it is kept but the fact of its refusal.
+            secret = GatewayFault.from_findings([ruling.secret])
+            await self._refuse_unkept(doc, peer, now, secret)
+            raise secret
         fault = self._judge(doc, report)
         if fault is not None:
-            await self._refuse(package, doc, report, peer, now, fault)
+            await self._refuse(package, doc, report, ruling, peer, now, fault)
             raise fault
-        return await self._commit(package, doc, report, peer, now)
+        return await self._commit(package, doc, report, ruling, peer, now)
 
     async def _examine(self, package: bytes, now: dt.datetime) -> Report:
         return await self._in_pool(
@@ -300,9 +309,13 @@ class Inbound:
         *,
         message_id: str,
         business_type: str,
+        ruling: policy.Ruling,
+        extra: Sequence[Finding] = (),
     ) -> NewMessage:
         h = doc.header
         day = h.promulgation_info.promulgation_date
+        recipients = tuple(dict.fromkeys(o.organ_id for o in h.to))
+        legality = report.legality
         return NewMessage(
             id=message_id,
             direction="in",
@@ -312,23 +325,46 @@ class Inbound:
             business_type=business_type,
             blob=ref,
             arrived_at=now,
-            recipients=tuple(dict.fromkeys(o.organ_id for o in h.to)),
+            recipients=recipients,
             priority=int(h.other_info.priority),
             code_number=h.code.code_number or None,
             code_notation=h.code.code_notation or None,
             promulgation_date=day.isoformat() if day else None,
             subject=h.subject or None,
-            verdict_json=verdict_json(report),
+            verdict_json=verdict_json(report, extra=(*ruling.findings, *extra)),
+            legal_validity=legality.value if legality is not None else None,
+            paper_required=bool(ruling.paper),
+            late_issue=ruling.late is not None,
+            due_date=h.due_date.isoformat() if h.due_date else None,
+            links=policy.links(doc),
+            legal_received=tuple(
+                (o, self._calendars.of(o).legal_receipt(now))
+                for o in recipients
+                if self._config.hosts(o)
+            ),
         )
 
     async def _commit(
-        self, package: bytes, doc: Envelope, report: Report, peer: Peer, now: dt.datetime
+        self,
+        package: bytes,
+        doc: Envelope,
+        report: Report,
+        ruling: policy.Ruling,
+        peer: Peer,
+        now: dt.datetime,
     ) -> Receipt:
         ref = await self._keep(package)
         message_id = str(uuid.uuid4())
         receipt = Receipt(str(uuid.uuid4()), message_id, now)
         msg = self._message(
-            doc, report, ref, now, message_id=message_id, business_type=str(int(doc.business_type))
+            doc,
+            report,
+            ref,
+            now,
+            message_id=message_id,
+            business_type=str(int(doc.business_type)),
+            ruling=ruling,
+            extra=await self._numbering(doc),
         )
         actor = f"{peer.kind}:{peer.name}"
         if doc.business_type is BusinessDocType.REVOKE:
@@ -342,9 +378,10 @@ class Inbound:
         )
         result = await self._store.write(
             functools.partial(
-                insert_inbound_with_replies,
+                insert_with_changes,
                 msg=msg,
                 replies=replies,
+                changes=self._changes(doc, hosted),
                 receipt_json=_receipt_json(receipt),
                 now=now,
                 actor=actor,
@@ -367,11 +404,89 @@ class Inbound:
         )
         return receipt
 
+    async def _numbering(self, doc: Envelope) -> list[Finding]:
+        """R21: DuplicateNumber when the sender already used this number this year for another
+        document (reported with the new one, never merged with the old)."""
+        key = policy.number_key(doc)
+        if key is None:
+            return []
+        others = await self._store.read(lambda c: same_number(c, key, direction="in"))
+        found = policy.duplicate_number(doc, others)
+        return [found] if found is not None else []
+
+    def _changes(self, doc: Envelope, hosted: Sequence[str]) -> list[Change]:
+        """R14: what an update or a replacement does to earlier documents, per hosted agency."""
+        business = doc.trace.business
+        target = business.document_id
+        if doc.business_type is BusinessDocType.UPDATE and target:
+            changes = [Change(target, o, "updated") for o in hosted]
+            info = business.document_info
+            if info is not None:
+                changes += [
+                    Change(target, r.organ_id, "removed")
+                    for r in info.receivers
+                    if r.receiver_type is ReceiverType.REMOVED and self._config.hosts(r.organ_id)
+                ]
+            return changes
+        if doc.business_type is BusinessDocType.REPLACE:
+            replaced = business.replacements or ((ReplacementInfo(target, ()),) if target else ())
+            return [
+                Change(r.document_id, o, "superseded")
+                for r in replaced
+                if r.document_id
+                for o in (r.organ_ids or hosted)
+                if self._config.hosts(o)
+            ]
+        return []
+
+    async def _refuse_unkept(
+        self, doc: Envelope, peer: Peer, now: dt.datetime, fault: GatewayFault
+    ) -> None:
+        """R1: record only that the document was refused, with its 02s; never raises."""
+        h = doc.header
+        try:
+            reason = statuses.summarise_findings(
+                fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
+            )
+            replies = await self._prepare(
+                [
+                    statuses.rejected(statuses.response_for(doc), by, at=now, reason=reason)
+                    for by in self._reporters([o.organ_id for o in h.to])
+                ],
+                h.from_.organ_id,
+                int(h.other_info.priority),
+            )
+            await self._store.write(
+                functools.partial(
+                    insert_refusal,
+                    at=now,
+                    direction="in",
+                    sender=h.from_.organ_id,
+                    document_id=h.document_id,
+                    code=fault.code.value,
+                    reason_en=fault.text_en,
+                    reason_vi=fault.text_vi or "",
+                    actor=f"{peer.kind}:{peer.name}",
+                    replies=replies,
+                )
+            )
+        except Exception:
+            self.log.failure("could not record a refused secret document", peer=peer.name)
+            return
+        self.log.warn(
+            "document {document_id} from {sender} refused unkept: {code}",
+            document_id=h.document_id,
+            sender=h.from_.organ_id,
+            code=fault.code.value,
+            peer=peer.name,
+        )
+
     async def _refuse(
         self,
         package: bytes,
         doc: Envelope,
         report: Report,
+        ruling: policy.Ruling,
         peer: Peer,
         now: dt.datetime,
         fault: GatewayFault,
@@ -389,6 +504,7 @@ class Inbound:
                 now,
                 message_id=message_id,
                 business_type=str(int(doc.business_type)),
+                ruling=ruling,
             )
             reason = statuses.summarise_findings(
                 fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi

@@ -35,6 +35,9 @@ class Submitted:
 
     message_id: str
     deliveries: tuple[SubmittedDelivery, ...]
+    # Codes of what the verdict found and the sender should know (PaperCopyRequired, LateIssue,
+    # DuplicateNumber, format warnings…), in the stored order.
+    findings: tuple[str, ...] = ()
 
 
 @attrs.frozen

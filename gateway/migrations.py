@@ -194,11 +194,104 @@ CREATE UNIQUE INDEX messages_status_bytes
     ON messages (sender, blob_sha256) WHERE kind = 'status' AND direction = 'in';
 """
 
+# The regulation's rules (issue #5). Columns the statistics count without parsing the verdict;
+# the legal receipt time per hosted recipient (each agency keeps its own office hours); links
+# between documents (replies, updates, replacements); the agency directory; document numbering.
+_V5 = """
+ALTER TABLE messages ADD COLUMN legal_validity TEXT
+    CHECK (legal_validity IS NULL OR legal_validity IN ('legal', 'reference-only', 'broken'));
+ALTER TABLE messages ADD COLUMN paper_required INTEGER NOT NULL DEFAULT 0
+    CHECK (paper_required IN (0, 1));
+ALTER TABLE messages ADD COLUMN late_issue INTEGER NOT NULL DEFAULT 0 CHECK (late_issue IN (0, 1));
+ALTER TABLE messages ADD COLUMN due_date TEXT;
+UPDATE messages SET legal_validity = json_extract(verdict_json, '$.legal_validity')
+    WHERE kind = 'envelope'
+      AND json_extract(verdict_json, '$.legal_validity') IN ('legal', 'reference-only', 'broken');
+CREATE INDEX messages_period ON messages (kind, direction, arrived_at);
+CREATE INDEX messages_number ON messages (sender, code_number, code_notation,
+    substr(promulgation_date, 1, 4)) WHERE kind = 'envelope';
+CREATE INDEX messages_due ON messages (due_date) WHERE due_date IS NOT NULL;
+
+ALTER TABLE inbox ADD COLUMN legal_received_at TEXT;
+UPDATE inbox SET legal_received_at =
+    (SELECT arrived_at FROM messages m WHERE m.id = inbox.message_id);
+
+CREATE TABLE document_links (
+    message_id  TEXT NOT NULL REFERENCES messages (id),
+    kind        TEXT NOT NULL CHECK (kind IN ('response_for', 'updates', 'replaces', 'revokes')),
+    document_id TEXT NOT NULL,
+    PRIMARY KEY (message_id, kind, document_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX document_links_target ON document_links (document_id, kind);
+
+-- R14: what an update or a replacement did to an earlier document, per hosted recipient.
+CREATE TABLE document_changes (
+    message_id    TEXT NOT NULL REFERENCES messages (id),
+    organ_id      TEXT NOT NULL,
+    change        TEXT NOT NULL CHECK (change IN ('updated', 'superseded', 'removed')),
+    by_message_id TEXT NOT NULL REFERENCES messages (id),
+    at            TEXT NOT NULL,
+    PRIMARY KEY (message_id, organ_id, by_message_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX document_changes_by ON document_changes (by_message_id);
+
+CREATE TABLE agencies (
+    organ_id   TEXT PRIMARY KEY,
+    name       TEXT NOT NULL,
+    parent     TEXT,
+    level      INTEGER CHECK (level IS NULL OR level BETWEEN 1 AND 4),
+    kind       TEXT,
+    route      TEXT,
+    valid_from TEXT,
+    valid_to   TEXT,
+    successor  TEXT,
+    source     TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+) STRICT;
+CREATE INDEX agencies_parent ON agencies (parent);
+
+-- What was refused and not kept (a state-secret document: only the fact of its refusal).
+CREATE TABLE refusals (
+    id          INTEGER PRIMARY KEY,
+    at          TEXT NOT NULL,
+    direction   TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    sender      TEXT NOT NULL,
+    document_id TEXT NOT NULL,
+    code        TEXT NOT NULL,
+    reason_en   TEXT NOT NULL,
+    reason_vi   TEXT NOT NULL,
+    actor       TEXT NOT NULL
+) STRICT;
+CREATE INDEX refusals_at ON refusals (at);
+
+CREATE TABLE registers (
+    organ_id    TEXT NOT NULL,
+    register    TEXT NOT NULL,
+    year        INTEGER NOT NULL,
+    last_number INTEGER NOT NULL CHECK (last_number > 0),
+    PRIMARY KEY (organ_id, register, year)
+) STRICT, WITHOUT ROWID;
+CREATE TABLE issued_numbers (
+    organ_id    TEXT NOT NULL,
+    register    TEXT NOT NULL,
+    year        INTEGER NOT NULL,
+    number      INTEGER NOT NULL,
+    notation    TEXT NOT NULL,
+    document_id TEXT NOT NULL UNIQUE,
+    issued_at   TEXT NOT NULL,
+    issued_by   TEXT NOT NULL,
+    PRIMARY KEY (organ_id, register, year, number)
+) STRICT, WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
     Migration(3, "idempotency key over accepted envelopes only (not refusals)", _V3),
     Migration(4, "an inbound status packet is stored once per exact bytes", _V4),
+    Migration(
+        5, "regulation rules: statistics columns, legal receipt, links, directory, numbers", _V5
+    ),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -58,7 +58,7 @@ from edxml.model import (
 )
 from edxml.writer import write
 from edxml.xmlsafe import Limits
-from gateway import soap, store
+from gateway import documents, soap, store
 from gateway.auth import Authenticator, require_acts_for
 from gateway.blobs import BlobError, BlobStore
 from gateway.config import Config, OfficeConfig
@@ -151,7 +151,8 @@ def _pending_statuses(conn: sqlite3.Connection, organ_id: str, limit: int) -> li
         " s.reported_at, s.received_at, s.blob_sha256, m.document_id"
         " FROM statuses s JOIN messages m ON m.id = s.message_id"
         f" WHERE m.direction = 'out' AND m.sender = ? AND NOT {_PICKED_UP}"
-        " ORDER BY s.id LIMIT ?",
+        # R9: statuses of urgent documents first; one document's keep their order.
+        " ORDER BY min(m.priority, 3) DESC, s.id LIMIT ?",
         (organ_id, limit),
     ).fetchall()
     return [_Event(store.StatusRecord(*r[:9]), r[9]) for r in rows]
@@ -445,7 +446,9 @@ class OfficeResource(Resource):
 
     async def _send_document(self, data: bytes, office: OfficeConfig) -> Any:
         submitted = await self._outbound.submit_envelope(data, office)
-        return soap.send_document_response(submitted.message_id, _deliveries(submitted))
+        return soap.send_document_response(
+            submitted.message_id, _deliveries(submitted), submitted.findings
+        )
 
     async def _op_GetSendStatus(self, element: etree._Element, office: OfficeConfig) -> Any:
         message_id = _text(element, "MessageId")
@@ -474,10 +477,15 @@ class OfficeResource(Resource):
         organ_id = _required(element, "OrganId")
         require_acts_for(office, organ_id)
         limit = _max(element, DEFAULT_INBOX_MAX)
-        items = await self._store.read(lambda c: store.pending_inbox(c, [organ_id], limit))
+
+        def pending(c: sqlite3.Connection) -> tuple[list[store.InboxItem], dict[str, Any]]:
+            found = store.pending_inbox(c, [organ_id], limit)
+            return found, {i.message.id: documents.links_from(c, i.message.id) for i in found}
+
+        items, links = await self._store.read(pending)
 
         def load() -> list[soap.InboundDocument]:
-            documents = []
+            found = []
             for item in items:
                 message = item.message
                 try:
@@ -486,7 +494,8 @@ class OfficeResource(Resource):
                     self.log.error("blob of message {message_id} missing", message_id=message.id)
                     raise GatewayFault(FaultCode.UNAVAILABLE) from None
                 arrived = _stored_time(message.arrived_at)
-                documents.append(
+                refers = links.get(message.id, [])
+                found.append(
                     soap.InboundDocument(
                         message_id=message.id,
                         # A status in an inbox is a recall request (13) to answer.
@@ -496,16 +505,22 @@ class OfficeResource(Resource):
                         envelope=data,
                         verdict=_verdict(message.verdict_json),
                         arrived_at=arrived,
-                        # R19's office-hours calendar comes with a later issue.
-                        legal_received_at=arrived,
+                        legal_received_at=_stored_time(item.legal_received_at)
+                        if item.legal_received_at
+                        else arrived,
                         document_id=message.document_id or None,
                         from_organ_id=message.sender or None,
+                        paper_required=bool(message.paper_required),
+                        due_date=dt.date.fromisoformat(message.due_date)
+                        if message.due_date
+                        else None,
+                        target=next((d for k, d in refers if k != "response_for"), None),
+                        in_reply_to=tuple(d for k, d in refers if k == "response_for"),
                     )
                 )
-            return documents
+            return found
 
-        documents = await self._in_thread(load)
-        return soap.receive_documents_response(documents)
+        return soap.receive_documents_response(await self._in_thread(load))
 
     async def _op_MarkReceived(self, element: etree._Element, office: OfficeConfig) -> Any:
         ids = soap.child_texts(element, "MessageId")

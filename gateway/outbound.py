@@ -37,9 +37,13 @@ from twisted.python.threadpool import ThreadPool
 from edxml import signature, writer
 from edxml.check import Report, examine
 from edxml.errors import EdxmlError
+from edxml.findings import Finding
 from edxml.model import Envelope, StatusPacket
+from gateway import policy
 from gateway.blobs import BlobRef, BlobStore
+from gateway.calendar import Calendars
 from gateway.config import Config, OfficeConfig
+from gateway.documents import insert_refusal, same_number
 from gateway.interfaces import IOutbound, Submitted, SubmittedDelivery
 from gateway.router import Router
 from gateway.soap import FaultCode, GatewayFault
@@ -50,6 +54,7 @@ from gateway.store import (
     Store,
     deliveries_for,
     document_rank,
+    get_message,
     insert_outbound_message_with_deliveries,
     note_duplicate,
     outbound_by_key,
@@ -66,12 +71,14 @@ def now_of(clock: IReactorTime) -> dt.datetime:
     return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC)
 
 
-def verdict_json(report: Report) -> str:
+def verdict_json(report: Report, *, extra: Sequence[Finding] = ()) -> str:
     """The stored verdict: the report without the bulky parts (trace list, a long tail of
-    findings); the exact bytes are in the blob for anyone who needs more."""
+    findings), with the gateway's own findings (`extra`: the regulation's rules) first; the
+    exact bytes are in the blob for anyone who needs more."""
     data = report.to_json()
     data.pop("trace", None)
-    findings = data.get("findings", [])
+    findings = [f.to_json() for f in extra] + data.get("findings", [])
+    data["findings"] = findings
     if len(findings) > MAX_VERDICT_FINDINGS:
         data["findings"] = findings[:MAX_VERDICT_FINDINGS]
         data["findings_omitted"] = len(findings) - MAX_VERDICT_FINDINGS
@@ -136,6 +143,7 @@ class Outbound:
         # In the daemon the clock is the reactor itself.
         self._reactor = reactor if reactor is not None else cast(IReactorFromThreads, clock)
         self._seals: dict[str, Seal] = {}
+        self._calendars = Calendars(config)
 
     def now(self) -> dt.datetime:
         return now_of(self._clock)
@@ -181,6 +189,24 @@ class Outbound:
                 f"Credential {office.name} may not send as {sender}",
                 f"Thông tin xác thực {office.name} không được gửi thay cho {sender}",
             )
+        ruling = policy.rule(doc, self._config.policy, self._calendars.of(sender), now)
+        if ruling.secret is not None:
+            # R1: refused before anything is kept; only the fact of the refusal is recorded.
+            secret = GatewayFault.from_findings([ruling.secret])
+            await self._store.write(
+                functools.partial(
+                    insert_refusal,
+                    at=now,
+                    direction="out",
+                    sender=sender,
+                    document_id=doc.header.document_id,
+                    code=secret.code.value,
+                    reason_en=secret.text_en,
+                    reason_vi=secret.text_vi or "",
+                    actor=f"office:{office.name}",
+                )
+            )
+            raise secret
         if not report.acceptable:
             raise refusal_fault(report)
         recipients = tuple(dict.fromkeys(o.organ_id for o in doc.header.to))
@@ -211,6 +237,13 @@ class Outbound:
                 office=office.name,
             )
             return await self._submitted(first)
+        key = policy.number_key(doc)
+        extra = list(ruling.findings)
+        if key is not None:
+            used = await self._store.read(lambda c: same_number(c, key, direction="out"))
+            duplicate = policy.duplicate_number(doc, used)
+            if duplicate is not None:
+                extra.append(duplicate)
         seal = await self.seal(sender)
         signed_ref = await self._in_pool(self._sign_and_keep, package, seal)
         msg = NewMessage(
@@ -228,7 +261,11 @@ class Outbound:
             code_notation=h.code.code_notation or None,
             promulgation_date=_date(h.promulgation_info.promulgation_date),
             subject=h.subject or None,
-            verdict_json=verdict_json(report),
+            verdict_json=verdict_json(report, extra=extra),
+            paper_required=bool(ruling.paper),
+            late_issue=ruling.late is not None,
+            due_date=_date(h.due_date),
+            links=policy.links(doc),
         )
         submitted = await self._commit(msg, deliveries, now, actor=actor)
         self.log.info(
@@ -320,12 +357,17 @@ class Outbound:
         return await self._submitted(result.message_id)
 
     async def _submitted(self, message_id: str) -> Submitted:
-        rows = await self._store.read(functools.partial(deliveries_for, message_id=message_id))
+        def read(conn: Any) -> tuple[list[Any], Any]:
+            return deliveries_for(conn, message_id), get_message(conn, message_id)
+
+        rows, message = await self._store.read(read)
+        stored = json.loads(message.verdict_json) if message is not None else {}
         return Submitted(
             message_id=message_id,
             deliveries=tuple(
                 SubmittedDelivery(str(d.id), d.recipient, d.route, d.state) for d in rows
             ),
+            findings=tuple(f["code"] for f in stored.get("findings", []) if "code" in f),
         )
 
 

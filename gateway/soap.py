@@ -775,6 +775,10 @@ class InboundDocument:
     legal_received_at: dt.datetime | None = None
     document_id: str | None = None
     from_organ_id: str | None = None
+    paper_required: bool = False  # R7
+    due_date: dt.date | None = None  # R16
+    target: str | None = None  # the DocumentId a revoke, update or replace is about (R14)
+    in_reply_to: tuple[str, ...] = ()  # DocumentIds this one answers (R16)
 
 
 @attrs.frozen
@@ -828,11 +832,15 @@ def _receipt(m: _Maker, name: str, receipt: Receipt) -> etree._Element:
     return item
 
 
-def send_document_response(message_id: str, deliveries: Iterable[Delivery]) -> etree._Element:
+def send_document_response(
+    message_id: str, deliveries: Iterable[Delivery], findings: Iterable[str] = ()
+) -> etree._Element:
     m = _Maker(Face.OFFICE)
     root = m.el("SendDocumentResponse")
     m.sub(root, "MessageId", message_id)
     _deliveries(m, root, deliveries)
+    for code in findings:
+        m.sub(root, "FindingCode", code)
     return root
 
 
@@ -874,6 +882,12 @@ def receive_documents_response(documents: Iterable[InboundDocument]) -> etree._E
         m.sub(item, "ArrivedAt", format_time(doc.arrived_at))
         if doc.legal_received_at is not None:
             m.sub(item, "LegalReceivedAt", format_time(doc.legal_received_at))
+        m.sub(item, "PaperRequired", "true" if doc.paper_required else "false")
+        if doc.due_date is not None:
+            m.sub(item, "DueDate", doc.due_date.isoformat())
+        m.opt(item, "Target", doc.target)
+        for document_id in doc.in_reply_to:
+            m.sub(item, "InReplyTo", document_id)
     return root
 
 

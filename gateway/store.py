@@ -142,6 +142,14 @@ class NewMessage:
     promulgation_date: str | None = None
     subject: str | None = None
     verdict_json: str = "{}"
+    # The regulation's columns (issue #5): counted by statistics without parsing the verdict.
+    legal_validity: str | None = None  # legal | reference-only | broken (received envelopes)
+    paper_required: bool = False  # R7
+    late_issue: bool = False  # R9
+    due_date: str | None = None  # R16, ISO date
+    links: tuple[tuple[str, str], ...] = ()  # (kind, DocumentId): response_for, updates, …
+    # R19: the legal receipt time per hosted recipient (each agency keeps its own hours).
+    legal_received: tuple[tuple[str, dt.datetime], ...] = ()
 
 
 @attrs.frozen
@@ -164,6 +172,10 @@ class MessageRecord:
     receipt_json: str | None
     arrived_at: str
     created_at: str
+    legal_validity: str | None
+    paper_required: int
+    late_issue: int
+    due_date: str | None
     recipients: tuple[str, ...]
 
 
@@ -227,6 +239,7 @@ class StatusRecord:
 class InboxItem:
     organ_id: str
     message: MessageRecord
+    legal_received_at: str | None = None  # R19, for this recipient (UTC text)
 
 
 @attrs.frozen
@@ -559,7 +572,7 @@ def verify_audit_chain(conn: sqlite3.Connection) -> list[AuditProblem]:
 _MESSAGE_COLUMNS = (
     "id, direction, kind, sender, document_id, business_type, code_number, code_notation,"
     " promulgation_date, subject, priority, state, blob_sha256, size, verdict_json, receipt_json,"
-    " arrived_at, created_at"
+    " arrived_at, created_at, legal_validity, paper_required, late_issue, due_date"
 )
 _MESSAGE_FIELDS = tuple(c.strip() for c in _MESSAGE_COLUMNS.split(","))
 
@@ -591,8 +604,9 @@ def _insert_message(
     cursor = conn.execute(
         "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
         " code_number, code_notation, promulgation_date, subject, priority, state, blob_sha256,"
-        " size, verdict_json, receipt_json, arrived_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " size, verdict_json, receipt_json, arrived_at, created_at, legal_validity,"
+        " paper_required, late_issue, due_date)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (direction, sender, document_id, business_type, kind)"
         " WHERE kind = 'envelope' AND state <> 'rejected' DO NOTHING",
         (
@@ -614,6 +628,10 @@ def _insert_message(
             receipt_json,
             utc_text(msg.arrived_at),
             now,
+            msg.legal_validity,
+            int(msg.paper_required),
+            int(msg.late_issue),
+            msg.due_date,
         ),
     )
     if cursor.rowcount == 0:
@@ -621,6 +639,10 @@ def _insert_message(
     conn.executemany(
         "INSERT INTO message_recipients (message_id, organ_id) VALUES (?, ?)",
         [(msg.id, organ) for organ in dict.fromkeys(msg.recipients)],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO document_links (message_id, kind, document_id) VALUES (?, ?, ?)",
+        [(msg.id, kind, document_id) for kind, document_id in msg.links if document_id],
     )
     return True
 
@@ -667,9 +689,13 @@ def insert_inbound_message(
     if state == "received":
         # A status packet has no recipients: it reaches an inbox only when named (a recall 13).
         pickers = msg.recipients if inbox_for is None else inbox_for
+        legal = dict(msg.legal_received)
         conn.executemany(
-            "INSERT INTO inbox (message_id, organ_id) VALUES (?, ?)",
-            [(msg.id, organ) for organ in dict.fromkeys(pickers)],
+            "INSERT INTO inbox (message_id, organ_id, legal_received_at) VALUES (?, ?, ?)",
+            [
+                (msg.id, organ, utc_text(legal.get(organ, msg.arrived_at)))
+                for organ in dict.fromkeys(pickers)
+            ],
         )
     append_audit(
         conn,
@@ -1319,19 +1345,20 @@ def _placeholders(values: Sequence[Any]) -> str:
 def pending_inbox(
     conn: sqlite3.Connection, organ_ids: Iterable[str], limit: int
 ) -> list[InboxItem]:
-    """Received, not yet acknowledged envelopes for these hosted OrganIds, oldest first."""
+    """Received, not yet acknowledged envelopes for these hosted OrganIds: the most urgent first
+    (R9: Hỏa tốc, Thượng khẩn, Khẩn, then the rest; 4 ranks as Hỏa tốc), oldest first within."""
     organs = list(dict.fromkeys(organ_ids))
     if not organs:
         return []
     rows = conn.execute(
-        f"SELECT i.organ_id, {', '.join('m.' + c for c in _MESSAGE_FIELDS)}"
+        f"SELECT i.organ_id, i.legal_received_at, {', '.join('m.' + c for c in _MESSAGE_FIELDS)}"
         f" FROM inbox i JOIN messages m ON m.id = i.message_id"
         f" WHERE i.acked_at IS NULL AND i.organ_id IN ({_placeholders(organs)})"
         f" AND m.state = 'received'"
-        f" ORDER BY m.arrived_at, m.rowid, i.organ_id LIMIT ?",
+        f" ORDER BY min(m.priority, 3) DESC, m.arrived_at, m.rowid, i.organ_id LIMIT ?",
         (*organs, limit),
     ).fetchall()
-    return [InboxItem(r[0], _message(conn, r[1:])) for r in rows]
+    return [InboxItem(r[0], _message(conn, r[2:]), r[1]) for r in rows]
 
 
 def mark_received(

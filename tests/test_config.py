@@ -12,6 +12,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from edxml.signature import WeakPolicy
 from edxml.xmlsafe import Limits
+from gateway.calendar import OfficeCalendar
 from gateway.config import (
     Config,
     ConfigError,
@@ -200,13 +201,31 @@ class ValueTests(SynchronousTestCase):
         text = BASE + (
             "\n[calendar]\noffice_hours = 08:00-12:00\nworkdays = mon-fri\n"
             "holidays = 2027-02-05..2027-02-08, 2027-09-02\nextra_workdays = 2027-02-13\n"
+            "public_holidays = none\n"
         )
-        calendar = load(write(base, text)).calendar
-        self.assertEqual(calendar.office_hours, ((dt.time(8), dt.time(12)),))
-        self.assertFalse(calendar.is_workday(dt.date(2027, 2, 8)))  # a Monday off for Tết
-        self.assertTrue(calendar.is_workday(dt.date(2027, 2, 9)))
-        self.assertTrue(calendar.is_workday(dt.date(2027, 2, 13)))  # a Saturday worked
-        self.assertFalse(calendar.is_workday(dt.date(2027, 2, 14)))
+        config = load(write(base, text))
+        self.assertEqual(config.calendar.office_hours, ((dt.time(8), dt.time(12)),))
+        calendar = OfficeCalendar(config.calendar)
+        self.assertFalse(calendar.is_working_day(dt.date(2027, 2, 8)))  # a Monday off for Tết
+        self.assertTrue(calendar.is_working_day(dt.date(2027, 2, 9)))
+        self.assertTrue(calendar.is_working_day(dt.date(2027, 2, 13)))  # a Saturday worked
+        self.assertFalse(calendar.is_working_day(dt.date(2027, 2, 14)))
+
+    def test_an_agency_keeps_its_own_office_hours(self) -> None:
+        base = make_dir(self)
+        text = section_edit(
+            BASE,
+            "agency:000.00.01.H23",
+            "office_hours = 07:00-11:00, 13:00-16:30\nworkdays = mon-sat",
+        )
+        config = load(write(base, text))
+        own = config.calendar_for("000.00.01.H23")
+        self.assertEqual(
+            own.office_hours, ((dt.time(7), dt.time(11)), (dt.time(13), dt.time(16, 30)))
+        )
+        self.assertEqual(own.workdays, frozenset(range(6)))
+        self.assertEqual(config.calendar_for("000.00.00.H23"), config.calendar)
+        self.assertEqual(config.calendar_for("000.00.00.G22"), config.calendar)
 
 
 def section_edit(text: str, section: str, edit: str) -> str:
