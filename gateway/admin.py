@@ -11,11 +11,15 @@ from __future__ import annotations
 import datetime as dt
 import getpass
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import attrs
 
 from gateway import store
+
+T = TypeVar("T")
 
 # From where an operator may move a delivery, and to where.
 REQUEUE_FROM = ("failed", "cancelled")
@@ -117,3 +121,20 @@ def requeue(db: Path, key: str, *, now: dt.datetime, actor: str) -> list[Changed
 def cancel(db: Path, key: str, *, now: dt.datetime, actor: str) -> list[Changed]:
     """Deliveries not in flight are cancelled; a send already under way finishes first."""
     return _change(db, key, allowed=CANCEL_FROM, to="cancelled", now=now, actor=actor)
+
+
+def write(db: Path, job: Callable[[sqlite3.Connection], T]) -> T:
+    """Run `job` in one transaction under SQLite's write lock (waiting for the daemon's writer),
+    for CLI changes that are not delivery moves (directory import, number issue)."""
+    conn = _connect(db)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = job(conn)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+        return result
+    finally:
+        conn.close()

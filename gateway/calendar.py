@@ -101,6 +101,28 @@ class OfficeCalendar:
     def in_office_hours(self, instant: dt.datetime) -> bool:
         return self.legal_receipt(instant) == _aware(instant).astimezone(dt.UTC)
 
+    def day_ends(
+        self, first: dt.date, last: dt.date
+    ) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
+        """For each day from `first` to `last`: the end of the working day of an instant on it
+        before the close of office hours, and of one after the close (both UTC), walking the
+        calendar once (what `end_of_working_day` gives, for many days at a time)."""
+        close = self.config.office_hours[-1][1]
+        out: dict[dt.date, tuple[dt.datetime, dt.datetime]] = {}
+        day = last + dt.timedelta(days=1)
+        following = self.next_working_day(last)  # the first working day after `last`
+        while day > first:
+            day -= dt.timedelta(days=1)
+            after = following
+            if self.is_working_day(day):
+                following = day
+            same_day = day if self.is_working_day(day) else after
+            out[day] = (self._close(same_day, close), self._close(after, close))
+        return out
+
+    def _close(self, day: dt.date, close: dt.time) -> dt.datetime:
+        return dt.datetime.combine(day, close, tzinfo=self._tz).astimezone(dt.UTC)
+
     def end_of_working_day(self, instant: dt.datetime) -> dt.datetime:
         """The end of the last office period of the working day on which `instant` is legally
         received (UTC): "the same day" of R13 for an acknowledgment."""

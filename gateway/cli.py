@@ -13,21 +13,17 @@ from typing import Any
 
 import click
 
-EX_OK = 0
-EX_DATAERR = 65
-EX_NOINPUT = 66
-EX_UNAVAILABLE = 69
-EX_CONFIG = 78
-
-CONFIG_OPTION = click.option(
-    "-c",
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="GATEWAY_CONF",
-    default="gateway.conf",
-    show_default=True,
-    help="The node's configuration (also $GATEWAY_CONF).",
+from gateway.clikit import (
+    CONFIG_OPTION,
+    EX_CONFIG,
+    EX_DATAERR,
+    EX_NOINPUT,
+    EX_OK,
+    EX_UNAVAILABLE,
+    emit,
+    load_config,
+    open_store,
+    table,
 )
 
 EPILOG = "Exit codes: 0 acceptable, 65 refused (EX_DATAERR), 66 file missing (EX_NOINPUT), 2 usage."
@@ -155,43 +151,13 @@ def init(config_path: Path, ca_dir: Path | None, as_json: bool) -> None:
         )
 
 
-def _open_store(config_path: Path) -> tuple[Any, Any]:
-    """The configuration and a read-only connection to its store (read commands never write)."""
-    from gateway.store import Store
-
-    conf = _load_config(config_path, check_files=False)
-    if not conf.node.db_path.exists():
-        click.echo(f"no store at {conf.node.db_path}: has the node run yet?", err=True)
-        sys.exit(EX_NOINPUT)
-    return conf, Store.open_readonly(conf.node.db_path)
-
-
-def _emit(payload: Any, as_json: bool, human: Any) -> None:
-    if as_json:
-        click.echo(json.dumps(payload, ensure_ascii=False, indent=2, default=str))
-    else:
-        human(payload)
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    for col in columns:
-        table.add_column(col)
-    for row in rows:
-        table.add_row(*("" if row.get(c) is None else str(row.get(c)) for c in columns))
-    Console().print(table)
-
-
 @main.command(epilog="Exit codes: 0 stopped cleanly, 78 configuration invalid, 1 failed to start.")
 @CONFIG_OPTION
 def run(config_path: Path) -> None:
     """Run the node in the foreground until SIGTERM/SIGINT (systemd Type=simple).
 
     Logs go to stderr: text on a terminal, one JSON object per line otherwise."""
-    conf = _load_config(config_path)
+    conf = load_config(config_path)
     from twisted.internet import defer, reactor
     from twisted.logger import (
         globalLogBeginner,
@@ -237,7 +203,7 @@ def status(config_path: Path, as_json: bool) -> None:
     """The node at a glance: faces, hosted agencies, queue depths, inbox, audit length."""
     from gateway import views
 
-    conf, conn = _open_store(config_path)
+    conf, conn = open_store(config_path)
     payload = {
         "node": conf.node.name,
         "office_url": conf.node.office_url,
@@ -255,7 +221,7 @@ def status(config_path: Path, as_json: bool) -> None:
         click.echo(f"  deliveries: {depths}")
         click.echo(f"  inbox pending: {p['inbox_pending']}; audit rows: {p['audit_rows']}")
 
-    _emit(payload, as_json, human)
+    emit(payload, as_json, human)
 
 
 @main.command()
@@ -270,7 +236,7 @@ def queue(
     """Outbound deliveries in sending order (Hỏa tốc first), with their attempts and errors."""
     from gateway import views
 
-    _conf, conn = _open_store(config_path)
+    _conf, conn = open_store(config_path)
     kwargs: dict[str, Any] = {"route": route, "limit": limit}
     if states:
         kwargs["states"] = states
@@ -287,7 +253,7 @@ def queue(
         "next_attempt_at",
         "last_error",
     ]
-    _emit(rows, as_json, lambda r: _table(r, columns, "Queue"))
+    emit(rows, as_json, lambda r: table(r, columns, "Queue"))
 
 
 @main.command()
@@ -298,7 +264,7 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
     """One message (by id or DocumentId): verdict, deliveries, statuses and audit events."""
     from gateway import views
 
-    _conf, conn = _open_store(config_path)
+    _conf, conn = open_store(config_path)
     found = views.show(conn, key)
     if found is None:
         click.echo(f"no message {key}", err=True)
@@ -307,19 +273,19 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
     def human(m: dict[str, Any]) -> None:
         click.echo(f"{m['id']} {m['direction']} {m['kind']} {m['state']}  {m['document_id']}")
         click.echo(f"  from {m['sender']} to {', '.join(m['recipients'])}; subject: {m['subject']}")
-        _table(
+        table(
             m["deliveries"],
             ["id", "recipient", "route", "state", "attempts", "sent_at", "last_error"],
             "Deliveries",
         )
-        _table(m["statuses"], ["organ_id", "code", "description", "reported_at"], "Statuses")
-        _table(m["events"], ["id", "at", "actor", "action", "subject_type"], "Events")
+        table(m["statuses"], ["organ_id", "code", "description", "reported_at"], "Statuses")
+        table(m["events"], ["id", "at", "actor", "action", "subject_type"], "Events")
 
-    _emit(found, as_json, human)
+    emit(found, as_json, human)
 
 
 def _office_token(config_path: Path, office_name: str | None) -> tuple[Any, str]:
-    conf = _load_config(config_path)
+    conf = load_config(config_path)
     offices = [o for o in conf.offices if office_name in (None, o.name) and o.token is not None]
     if len(offices) != 1:
         click.echo("name one office credential with a token (--office NAME)", err=True)
@@ -345,7 +311,7 @@ def _office_call(conf: Any, as_json: bool, call: Any) -> None:
             "message_vi": fault.message_vi,
             "retryable": fault.retryable,
         }
-        _emit(
+        emit(
             payload,
             as_json,
             lambda p: click.echo(
@@ -367,7 +333,7 @@ def _office_call(conf: Any, as_json: bool, call: Any) -> None:
         for d in p["deliveries"]:
             click.echo(f"  → {d['organ_id']}: {d['state']}")
 
-    _emit(payload, as_json, human)
+    emit(payload, as_json, human)
 
 
 OFFICE_OPTION = click.option(
@@ -414,7 +380,7 @@ def _admin_change(config_path: Path, key: str, as_json: bool, change: str) -> No
 
     from gateway import admin
 
-    conf, _conn = _open_store(config_path)
+    conf, _conn = open_store(config_path)
     fn = admin.requeue if change == "requeue" else admin.cancel
     try:
         changed = fn(conf.node.db_path, key, now=dt.datetime.now(dt.UTC), actor=admin.operator())
@@ -438,7 +404,7 @@ def _admin_change(config_path: Path, key: str, as_json: bool, change: str) -> No
                 f"delivery {r['delivery_id']} to {r['recipient']}: {r['before']} → {r['after']}"
             )
 
-    _emit(payload, as_json, human)
+    emit(payload, as_json, human)
 
 
 @main.command(epilog="Exit codes: 0 changed, 65 nothing to requeue, 66 no store.")
@@ -472,7 +438,7 @@ def audit_verify(config_path: Path, as_json: bool) -> None:
     """Recompute every row's hash and its link to the previous one."""
     from gateway import views
 
-    _conf, conn = _open_store(config_path)
+    _conf, conn = open_store(config_path)
     problems = views.audit_problems(conn)
     rows = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
     payload = {"rows": rows, "intact": not problems, "problems": problems}
@@ -483,7 +449,7 @@ def audit_verify(config_path: Path, as_json: bool) -> None:
         for problem in p["problems"]:
             click.echo(f"row {problem['row']}: {problem['reason']}", err=True)
 
-    _emit(payload, as_json, human)
+    emit(payload, as_json, human)
     sys.exit(EX_OK if not problems else EX_DATAERR)
 
 
@@ -525,7 +491,7 @@ def certs_check(config_path: Path, as_json: bool, warn_days: int, offline: bool)
 
     from gateway import certcheck
 
-    conf = _load_config(config_path)
+    conf = load_config(config_path)
     report = certcheck.check(conf, now=dt.datetime.now(dt.UTC), warn_days=warn_days)
     if report.ocsp_wanted and conf.trust.ocsp.enabled and not offline:
         answers = _ask_ocsp(conf.trust.ocsp, report.ocsp_wanted)
@@ -559,7 +525,7 @@ def certs_check(config_path: Path, as_json: bool, warn_days: int, offline: bool)
             table.add_row(role, state, who, c["not_after"] or "—", days, problems)
         Console().print(table)
 
-    _emit(payload, as_json, human)
+    emit(payload, as_json, human)
     sys.exit({"ok": EX_OK, "warning": 1}.get(report.severity, EX_DATAERR))
 
 
@@ -582,17 +548,6 @@ def _ask_ocsp(config: Any, queries: Any) -> Any:
     reactor.callWhenRunning(start)
     reactor.run()
     return tuple(found)
-
-
-def _load_config(config_path: Path, *, check_files: bool = True) -> Any:
-    """The configuration, or every problem in it on stderr and exit 78 (EX_CONFIG)."""
-    from gateway import config as configuration
-
-    try:
-        return configuration.load(config_path, check_files=check_files)
-    except configuration.ConfigError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(EX_CONFIG)
 
 
 def _load_crl(path: Path) -> Any:
@@ -671,6 +626,11 @@ def _org_text(org: dict[str, str] | None) -> str:
         return "—"
     return f"{org['organ_id']} {org.get('organ_name') or ''}".strip()
 
+
+from gateway.clirules import COMMANDS  # noqa: E402 (they share clikit, not this module)
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -380,8 +380,8 @@ class RetryConfig:
         return step * (1.0 - self.jitter + 2.0 * self.jitter * draw)
 
 
-class UnknownRecipients(enum.Enum):
-    REFUSE = "refuse"  # a recipient missing from a non-empty directory is UnknownRecipient
+class UnknownAgencies(enum.Enum):
+    REFUSE = "refuse"  # an agency missing from a non-empty directory (or ceased) is refused
     ALLOW = "allow"  # routes alone decide
 
 
@@ -402,7 +402,7 @@ class PolicyConfig:
         "khiếu nại",
         "tố cáo",
     )
-    unknown_recipients: UnknownRecipients = UnknownRecipients.REFUSE
+    unknown_agencies: UnknownAgencies = UnknownAgencies.REFUSE
 
     @staticmethod
     def matches(patterns: Iterable[str], organ_id: str) -> bool:
@@ -689,7 +689,7 @@ _TRUST_KEYS = (
 _CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays", "public_holidays")
 _LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate", "exchange_rate")
 _RETRY_KEYS = ("schedule", "jitter", "max_attempts")
-_POLICY_KEYS = ("paper_recipients", "paper_submission_to", "paper_keywords", "unknown_recipients")
+_POLICY_KEYS = ("paper_recipients", "paper_submission_to", "paper_keywords", "unknown_agencies")
 _SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry", "policy")
 _PREFIXES = ("agency", "office", "route")
 
@@ -1315,9 +1315,7 @@ class _Loader:
             paper_keywords=tuple(_split_list(keywords))
             if keywords is not None
             else d.paper_keywords,
-            unknown_recipients=s.choice(
-                "unknown_recipients", UnknownRecipients, d.unknown_recipients
-            ),
+            unknown_agencies=s.choice("unknown_agencies", UnknownAgencies, d.unknown_agencies),
         )
 
     def calendar(self) -> CalendarConfig:

@@ -84,10 +84,12 @@ class Dispatcher:
         clock: IReactorTime | None = None,
         interval: float = 5.0,
         stop_grace: float = 30.0,
+        ack_due: Callable[[dt.datetime], dt.datetime] | None = None,
     ) -> None:
         """`concurrency` maps a route name to its `max_concurrency` (default 4 each); `reactor`
         runs the blob reads in its thread pool, `clock` (default: the reactor) drives the loop
-        and stamps times; `interval` is how often the store is asked when nothing pokes."""
+        and stamps times; `interval` is how often the store is asked when nothing pokes;
+        `ack_due` says by when a delivery sent at a given time should be acknowledged (R13)."""
         self._store = store
         self._blobs = blobs
         self._transports = dict(transports)
@@ -97,6 +99,7 @@ class Dispatcher:
         self._random = random
         self._interval = interval
         self._stop_grace = stop_grace
+        self._ack_due = ack_due
         limits = dict(concurrency or {})
         self._limits = {name: max(1, limits.get(name, 4)) for name in self._transports}
         self._semaphores = {name: DeferredSemaphore(limit) for name, limit in self._limits.items()}
@@ -301,10 +304,11 @@ class Dispatcher:
     async def _mark_sent(self, delivery: DeliveryRecord, receipt: TransportReceipt) -> None:
         now = self.now()
         text = receipt_json(receipt)
+        due = self._ack_due(now) if self._ack_due is not None else None
         await self._mark(
             delivery,
             lambda conn: mark_delivery_sent(
-                conn, delivery.id, now=now, receipt_json=text, actor=ACTOR
+                conn, delivery.id, now=now, receipt_json=text, actor=ACTOR, ack_due=due
             ),
         )
         self.sent += 1

@@ -58,10 +58,10 @@ from edxml.codes import BusinessDocType, ReceiverType, StatusCode
 from edxml.errors import EdxmlError
 from edxml.findings import Fault, Finding
 from edxml.model import Envelope, Organization, ReplacementInfo, ResponseFor, StatusPacket
-from gateway import policy, statuses
+from gateway import directory, policy, statuses
 from gateway.blobs import BlobRef, BlobStore
-from gateway.calendar import Calendars
-from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig
+from gateway.calendar import Calendars, vietnam_time
+from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig, UnknownAgencies
 from gateway.documents import Change, insert_refusal, insert_with_changes, same_number
 from gateway.interfaces import IInbound, Peer
 from gateway.ocspclient import OcspClient
@@ -69,6 +69,7 @@ from gateway.outbound import Outbound, now_of, refusal_fault, too_large, verdict
 from gateway.router import Router
 from gateway.soap import FaultCode, GatewayFault, Receipt, format_time
 from gateway.store import (
+    InboxTimes,
     NewMessage,
     NewStatus,
     OutboundReply,
@@ -213,11 +214,28 @@ class Inbound:
             secret = GatewayFault.from_findings([ruling.secret])
             await self._refuse_unkept(doc, peer, now, secret)
             raise secret
-        fault = self._judge(doc, report)
+        fault = self._judge(doc, report) or await self._known_sender(doc, now)
         if fault is not None:
             await self._refuse(package, doc, report, ruling, peer, now, fault)
             raise fault
         return await self._commit(package, doc, report, ruling, peer, now)
+
+    def _inbox_times(self, organ_id: str, now: dt.datetime) -> InboxTimes:
+        """R19: the legal receipt time under the recipient's own office hours, and the end of
+        that working day, by which its office system should have picked the document up."""
+        calendar = self._calendars.of(organ_id)
+        legal = calendar.legal_receipt(now)
+        return InboxTimes(organ_id, legal, calendar.end_of_working_day(legal))
+
+    async def _known_sender(self, doc: Envelope, now: dt.datetime) -> GatewayFault | None:
+        """R11: with a directory, the sender must be in it and valid today."""
+        if self._config.policy.unknown_agencies is not UnknownAgencies.REFUSE:
+            return None
+        sender = doc.header.from_.organ_id
+        total, known = await self._store.read(lambda c: directory.lookup(c, [sender]))
+        if not total:
+            return None
+        return directory.refusal(sender, known.get(sender), vietnam_time(now).date(), role="sender")
 
     async def _examine(self, package: bytes, now: dt.datetime) -> Report:
         return await self._in_pool(
@@ -338,9 +356,7 @@ class Inbound:
             due_date=h.due_date.isoformat() if h.due_date else None,
             links=policy.links(doc),
             legal_received=tuple(
-                (o, self._calendars.of(o).legal_receipt(now))
-                for o in recipients
-                if self._config.hosts(o)
+                self._inbox_times(o, now) for o in recipients if self._config.hosts(o)
             ),
         )
 

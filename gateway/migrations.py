@@ -204,17 +204,42 @@ ALTER TABLE messages ADD COLUMN paper_required INTEGER NOT NULL DEFAULT 0
     CHECK (paper_required IN (0, 1));
 ALTER TABLE messages ADD COLUMN late_issue INTEGER NOT NULL DEFAULT 0 CHECK (late_issue IN (0, 1));
 ALTER TABLE messages ADD COLUMN due_date TEXT;
+-- The Vietnam date of arrival, so that statistics group by day, month, year without date maths.
+ALTER TABLE messages ADD COLUMN arrived_day TEXT;
+UPDATE messages SET arrived_day = strftime('%Y-%m-%d', arrived_at, '+7 hours');
 UPDATE messages SET legal_validity = json_extract(verdict_json, '$.legal_validity')
     WHERE kind = 'envelope'
       AND json_extract(verdict_json, '$.legal_validity') IN ('legal', 'reference-only', 'broken');
-CREATE INDEX messages_period ON messages (kind, direction, arrived_at);
+-- Covers what the statistics read of a message, so a period is counted from the index alone.
+CREATE INDEX messages_period ON messages (kind, direction, arrived_day, business_type, sender,
+    state, paper_required, late_issue, legal_validity, id);
 CREATE INDEX messages_number ON messages (sender, code_number, code_notation,
     substr(promulgation_date, 1, 4)) WHERE kind = 'envelope';
 CREATE INDEX messages_due ON messages (due_date) WHERE due_date IS NOT NULL;
 
+-- R19 per recipient, and R13's "same day": the end of the working day of the legal receipt (for
+-- rows before v5: 17:00 Vietnam time of their arrival day).
 ALTER TABLE inbox ADD COLUMN legal_received_at TEXT;
+ALTER TABLE inbox ADD COLUMN ack_due_at TEXT;
 UPDATE inbox SET legal_received_at =
     (SELECT arrived_at FROM messages m WHERE m.id = inbox.message_id);
+UPDATE inbox SET ack_due_at =
+    strftime('%Y-%m-%d', legal_received_at, '+7 hours') || 'T10:00:00.000000Z';
+-- When the recipient's acknowledgment (01 or 02) of a sent delivery is due (same rule), when
+-- it came and which it was (kept with the delivery, as the statuses history is, for statistics).
+ALTER TABLE deliveries ADD COLUMN ack_due_at TEXT;
+ALTER TABLE deliveries ADD COLUMN acked_at TEXT;
+ALTER TABLE deliveries ADD COLUMN ack_code TEXT
+    CHECK (ack_code IS NULL OR ack_code IN ('01', '02'));
+UPDATE deliveries SET ack_due_at = strftime('%Y-%m-%d', sent_at, '+7 hours') || 'T10:00:00.000000Z'
+    WHERE sent_at IS NOT NULL;
+UPDATE deliveries SET
+    acked_at = (SELECT min(s.received_at) FROM statuses s WHERE s.message_id = deliveries.message_id
+                AND s.organ_id = deliveries.recipient AND s.code IN ('01', '02')),
+    ack_code = (SELECT s.code FROM statuses s WHERE s.message_id = deliveries.message_id
+                AND s.organ_id = deliveries.recipient AND s.code IN ('01', '02')
+                ORDER BY s.received_at, s.id LIMIT 1);
+CREATE INDEX deliveries_ack ON deliveries (message_id, ack_code, acked_at, ack_due_at);
 
 CREATE TABLE document_links (
     message_id  TEXT NOT NULL REFERENCES messages (id),

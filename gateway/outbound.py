@@ -39,10 +39,10 @@ from edxml.check import Report, examine
 from edxml.errors import EdxmlError
 from edxml.findings import Finding
 from edxml.model import Envelope, StatusPacket
-from gateway import policy
+from gateway import directory, policy
 from gateway.blobs import BlobRef, BlobStore
-from gateway.calendar import Calendars
-from gateway.config import Config, OfficeConfig
+from gateway.calendar import Calendars, vietnam_time
+from gateway.config import Config, OfficeConfig, UnknownAgencies
 from gateway.documents import insert_refusal, same_number
 from gateway.interfaces import IOutbound, Submitted, SubmittedDelivery
 from gateway.router import Router
@@ -210,9 +210,7 @@ class Outbound:
         if not report.acceptable:
             raise refusal_fault(report)
         recipients = tuple(dict.fromkeys(o.organ_id for o in doc.header.to))
-        deliveries = [
-            NewDelivery(organ, self._router.route_for(organ).name) for organ in recipients
-        ]
+        deliveries = await self._deliveries(recipients, now)
         h = doc.header
         business_type = str(int(doc.business_type))
         actor = f"office:{office.name}"
@@ -276,6 +274,25 @@ class Outbound:
             office=office.name,
         )
         return submitted
+
+    async def _deliveries(self, recipients: Sequence[str], now: dt.datetime) -> list[NewDelivery]:
+        """One delivery per recipient, each on its route: the directory's named route where it
+        gives one, else the most specific pattern. R11: with a directory, every recipient must
+        be in it and valid today (a ceased agency is refused naming its successor)."""
+        total, known = await self._store.read(lambda c: directory.lookup(c, recipients))
+        enforce = total > 0 and self._config.policy.unknown_agencies is UnknownAgencies.REFUSE
+        today = vietnam_time(now).date()
+        routes = {r.name for r in self._config.routes}
+        out = []
+        for organ in recipients:
+            entry = known.get(organ)
+            if enforce:
+                fault = directory.refusal(organ, entry, today, role="recipient")
+                if fault is not None:
+                    raise fault
+            named = entry.route if entry is not None and entry.route in routes else None
+            out.append(NewDelivery(organ, named or self._router.route_for(organ).name))
+        return out
 
     def _sign_and_keep(self, package: bytes, seal: Seal) -> BlobRef:
         limits = self._config.limits.xml_limits()

@@ -19,6 +19,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from gateway.blobs import BlobStore
+from gateway.calendar import OfficeCalendar
 from gateway.config import Config, Transport
 from gateway.dispatch import Dispatcher
 from gateway.exchange import ExchangeResource, exchange_site
@@ -90,6 +91,7 @@ class Node:
             random=random.SystemRandom().random,
             concurrency={r.name: r.max_concurrency for r in config.routes},
             interval=1.0,
+            ack_due=OfficeCalendar(config.calendar).end_of_working_day,
         )
         await self.dispatcher.start()
         known, peer_names = config.known_peers()

@@ -139,3 +139,14 @@ class IssueDeadlineTests(SynchronousTestCase):
 
     def test_R9_signed_before_tet_leaves_by_the_first_morning_after(self) -> None:
         self.assertEqual(CAL.issue_deadline(dt.date(2026, 2, 13)), vn(2026, 2, 23, 11, 30))
+
+
+class DayEndsTests(SynchronousTestCase):
+    def test_day_ends_agree_with_end_of_working_day(self) -> None:
+        ends = CAL.day_ends(dt.date(2026, 1, 20), dt.date(2026, 9, 10))
+        self.assertEqual(len(ends), (dt.date(2026, 9, 10) - dt.date(2026, 1, 20)).days + 1)
+        for day, (before, after) in ends.items():
+            morning = dt.datetime.combine(day, dt.time(8, 0), tzinfo=VIETNAM)
+            evening = dt.datetime.combine(day, dt.time(17, 0), tzinfo=VIETNAM)
+            self.assertEqual(before, CAL.end_of_working_day(morning), day)
+            self.assertEqual(after, CAL.end_of_working_day(evening), day)
