@@ -209,6 +209,11 @@ STATS_EPILOG = (
 )
 @click.option("--by", default="agency,direction", show_default=True, help="Comma-separated.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV on stdout.")
+@click.option(
+    "--recount",
+    is_flag=True,
+    help="Count again from the messages themselves and exit 65 if the kept counters differ.",
+)
 @JSON_OPTION
 def stats(
     config_path: Path,
@@ -217,6 +222,7 @@ def stats(
     period: str,
     by: str,
     as_csv: bool,
+    recount: bool,
     as_json: bool,
 ) -> None:
     """Statistics of sending and receiving (R22) by agency, level, period, direction."""
@@ -233,7 +239,18 @@ def stats(
     except ValueError as exc:
         click.echo(str(exc), err=True)
         sys.exit(EX_CONFIG)
-    result = statistics.gather(conn, query, hosted=[a.organ_id for a in conf.agencies])
+    hosted = [a.organ_id for a in conf.agencies]
+    result = statistics.gather(conn, query, hosted=hosted)
+    if recount:
+        again = statistics.recount(conn, query, hosted=hosted)
+        if again != result:
+            click.echo(
+                "the kept counters differ from a recount of the messages; the recount is shown"
+                "\n  bộ đếm thống kê khác với kết quả đếm lại; hiển thị kết quả đếm lại",
+                err=True,
+            )
+            emit(again, True, None)
+            sys.exit(EX_DATAERR)
     if as_csv:
         click.echo(statistics.to_csv(result), nl=False)
         return

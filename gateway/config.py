@@ -421,6 +421,8 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
     policy: PolicyConfig = PolicyConfig()
+    # The bearer token Prometheus presents at /metrics of the office face; None: not served.
+    metrics_token: Secret | None = attrs.field(default=None, repr=False)
     warnings: tuple[Problem, ...] = ()
 
     def agency(self, organ_id: str) -> AgencyConfig | None:
@@ -690,7 +692,8 @@ _CALENDAR_KEYS = ("office_hours", "workdays", "holidays", "extra_workdays", "pub
 _LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate", "exchange_rate")
 _RETRY_KEYS = ("schedule", "jitter", "max_attempts")
 _POLICY_KEYS = ("paper_recipients", "paper_submission_to", "paper_keywords", "unknown_agencies")
-_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry", "policy")
+_METRICS_KEYS = ("token", "token_file", "token_env")
+_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry", "policy", "metrics")
 _PREFIXES = ("agency", "office", "route")
 
 
@@ -812,9 +815,10 @@ class _Loader:
                     name,
                     None,
                     "an unknown section",
-                    "[node], [trust], [calendar], [limits], [retry], [policy], "
+                    "[node], [trust], [calendar], [limits], [retry], [policy], [metrics], "
                     "[agency:<OrganId>], [office:<name>] or [route:<name>]",
                     "một trong các mục [node], [trust], [calendar], [limits], [retry], [policy], "
+                    "[metrics], "
                     "[agency:<mã định danh>], [office:<tên>], [route:<tên>]",
                     "mục không xác định",
                 )
@@ -834,6 +838,7 @@ class _Loader:
         limits = self.limits()
         retry = self.retry()
         policy = self.policy()
+        metrics_token, _ = self.secret(self.section("metrics", _METRICS_KEYS), "metrics")
         if self.problems or node is None:
             raise ConfigError(self.path, self.problems)
         return Config(
@@ -847,6 +852,7 @@ class _Loader:
             limits=limits,
             retry=retry,
             policy=policy,
+            metrics_token=metrics_token,
             warnings=tuple(self.warnings),
         )
 
@@ -1014,6 +1020,32 @@ class _Loader:
         s = self.section(name, _OFFICE_KEYS)
         label = name.partition(":")[2].strip()
         organ_ids = self.organ_ids(s, hosted)
+        token, source = self.secret(s, name)
+        sources = [k for k in ("token", "token_file", "token_env") if s.has(k)]
+        fingerprint = s.text("client_cert_fingerprint")
+        if fingerprint is not None:
+            fingerprint = _normal_fingerprint(fingerprint)
+            if not _FINGERPRINT.match(fingerprint):
+                s.problem(
+                    "client_cert_fingerprint",
+                    _shown(fingerprint),
+                    "a SHA-256 fingerprint: 64 hex digits, colons allowed",
+                    "dấu vân tay SHA-256: 64 chữ số thập lục phân, cho phép dấu hai chấm",
+                )
+                fingerprint = None
+        if not sources and not s.has("client_cert_fingerprint"):
+            s.problem(
+                "token_file",
+                None,
+                "a credential: token_file, token_env, token or client_cert_fingerprint",
+                "một thông tin xác thực: token_file, token_env, token hoặc client_cert_fingerprint",
+            )
+        push_url = s.url("push_url")
+        return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
+
+    def secret(self, s: _Section, name: str) -> tuple[Secret | None, str | None]:
+        """A token from `token`, `token_file` or `token_env` of section `name`, and where it
+        came from; every problem recorded."""
         sources = [k for k in ("token", "token_file", "token_env") if s.has(k)]
         token: Secret | None = None
         source: str | None = None
@@ -1066,26 +1098,7 @@ class _Loader:
                 )
             else:
                 token = self.token_value(s, "token_env", self.environ[variable])
-        fingerprint = s.text("client_cert_fingerprint")
-        if fingerprint is not None:
-            fingerprint = _normal_fingerprint(fingerprint)
-            if not _FINGERPRINT.match(fingerprint):
-                s.problem(
-                    "client_cert_fingerprint",
-                    _shown(fingerprint),
-                    "a SHA-256 fingerprint: 64 hex digits, colons allowed",
-                    "dấu vân tay SHA-256: 64 chữ số thập lục phân, cho phép dấu hai chấm",
-                )
-                fingerprint = None
-        if not sources and not s.has("client_cert_fingerprint"):
-            s.problem(
-                "token_file",
-                None,
-                "a credential: token_file, token_env, token or client_cert_fingerprint",
-                "một thông tin xác thực: token_file, token_env, token hoặc client_cert_fingerprint",
-            )
-        push_url = s.url("push_url")
-        return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
+        return token, source
 
     def token_value(self, s: _Section, key: str, raw: str) -> Secret | None:
         value = raw.strip()

@@ -289,6 +289,153 @@ CREATE TABLE refusals (
 ) STRICT;
 CREATE INDEX refusals_at ON refusals (at);
 
+-- R22: statistics kept as they happen, per agency, Vietnam day and direction, by triggers on
+-- the rows they count, so no write path can forget them and a report reads a few thousand
+-- rows instead of every message. `gateway.stats.recount` computes the same from the rows.
+CREATE TABLE stat_days (
+    agency         TEXT NOT NULL,
+    day            TEXT NOT NULL,
+    direction      TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    documents      INTEGER NOT NULL DEFAULT 0,
+    deliveries     INTEGER NOT NULL DEFAULT 0,
+    rejected       INTEGER NOT NULL DEFAULT 0,
+    recalled       INTEGER NOT NULL DEFAULT 0,
+    withdrawn      INTEGER NOT NULL DEFAULT 0,
+    on_time        INTEGER NOT NULL DEFAULT 0,
+    late           INTEGER NOT NULL DEFAULT 0,
+    legal          INTEGER NOT NULL DEFAULT 0,
+    reference_only INTEGER NOT NULL DEFAULT 0,
+    broken         INTEGER NOT NULL DEFAULT 0,
+    paper_required INTEGER NOT NULL DEFAULT 0,
+    late_issue     INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (agency, day, direction)
+) STRICT, WITHOUT ROWID;
+INSERT INTO stat_days (agency, day, direction, documents, recalled, paper_required, late_issue)
+SELECT sender, arrived_day, 'out', count(*), sum(state = 'recalled'), sum(paper_required),
+       sum(late_issue)
+FROM messages WHERE direction = 'out' AND kind = 'envelope' AND business_type = '0'
+GROUP BY 1, 2;
+INSERT INTO stat_days (agency, day, direction, deliveries, rejected, on_time, late)
+SELECT m.sender, m.arrived_day, 'out', count(*), total(d.ack_code IS '02'),
+       total(d.acked_at IS NOT NULL AND (d.ack_due_at IS NULL OR d.acked_at <= d.ack_due_at)),
+       total(d.acked_at IS NOT NULL AND d.ack_due_at IS NOT NULL AND d.acked_at > d.ack_due_at)
+FROM messages m JOIN deliveries d ON d.message_id = m.id
+WHERE m.direction = 'out' AND m.kind = 'envelope' AND m.business_type = '0'
+GROUP BY 1, 2
+ON CONFLICT (agency, day, direction) DO UPDATE SET deliveries = excluded.deliveries,
+    rejected = excluded.rejected, on_time = excluded.on_time, late = excluded.late;
+INSERT INTO stat_days (agency, day, direction, documents, rejected, withdrawn, legal,
+    reference_only, broken, paper_required, late_issue, on_time, late)
+SELECT r.organ_id, m.arrived_day, 'in', count(*), total(m.state = 'rejected'),
+       total(m.state = 'withdrawn'), total(m.legal_validity IS 'legal'),
+       total(m.legal_validity IS 'reference-only'), total(m.legal_validity IS 'broken'),
+       total(m.paper_required), total(m.late_issue),
+       total(i.acked_at IS NOT NULL AND (i.ack_due_at IS NULL OR i.acked_at <= i.ack_due_at)),
+       total(i.acked_at IS NOT NULL AND i.ack_due_at IS NOT NULL AND i.acked_at > i.ack_due_at)
+FROM messages m JOIN message_recipients r ON r.message_id = m.id
+LEFT JOIN inbox i ON i.message_id = m.id AND i.organ_id = r.organ_id
+WHERE m.direction = 'in' AND m.kind = 'envelope' AND m.business_type = '0'
+GROUP BY 1, 2;
+
+CREATE TRIGGER stat_sent AFTER INSERT ON messages
+WHEN NEW.direction = 'out' AND NEW.kind = 'envelope' AND NEW.business_type = '0'
+BEGIN
+    INSERT INTO stat_days (agency, day, direction, documents, recalled, paper_required,
+        late_issue)
+    VALUES (NEW.sender, NEW.arrived_day, 'out', 1, NEW.state = 'recalled', NEW.paper_required,
+        NEW.late_issue)
+    ON CONFLICT (agency, day, direction) DO UPDATE SET documents = documents + 1,
+        recalled = recalled + excluded.recalled,
+        paper_required = paper_required + excluded.paper_required,
+        late_issue = late_issue + excluded.late_issue;
+END;
+CREATE TRIGGER stat_received AFTER INSERT ON message_recipients
+BEGIN
+    INSERT INTO stat_days (agency, day, direction, documents, rejected, withdrawn, legal,
+        reference_only, broken, paper_required, late_issue)
+    SELECT NEW.organ_id, m.arrived_day, 'in', 1, m.state = 'rejected', m.state = 'withdrawn',
+        m.legal_validity IS 'legal', m.legal_validity IS 'reference-only',
+        m.legal_validity IS 'broken', m.paper_required, m.late_issue
+    FROM messages m
+    WHERE m.id = NEW.message_id AND m.direction = 'in' AND m.kind = 'envelope'
+        AND m.business_type = '0'
+    ON CONFLICT (agency, day, direction) DO UPDATE SET documents = documents + 1,
+        rejected = rejected + excluded.rejected, withdrawn = withdrawn + excluded.withdrawn,
+        legal = legal + excluded.legal, reference_only = reference_only + excluded.reference_only,
+        broken = broken + excluded.broken,
+        paper_required = paper_required + excluded.paper_required,
+        late_issue = late_issue + excluded.late_issue;
+END;
+CREATE TRIGGER stat_recalled AFTER UPDATE OF state ON messages
+WHEN NEW.direction = 'out' AND NEW.kind = 'envelope' AND NEW.business_type = '0'
+    AND (NEW.state = 'recalled') <> (OLD.state = 'recalled')
+BEGIN
+    UPDATE stat_days SET recalled = recalled + (CASE WHEN NEW.state = 'recalled' THEN 1 ELSE -1 END)
+    WHERE agency = NEW.sender AND day = NEW.arrived_day AND direction = 'out';
+END;
+CREATE TRIGGER stat_withdrawn AFTER UPDATE OF state ON messages
+WHEN NEW.direction = 'in' AND NEW.kind = 'envelope' AND NEW.business_type = '0'
+    AND (NEW.state = 'withdrawn') <> (OLD.state = 'withdrawn')
+BEGIN
+    UPDATE stat_days
+    SET withdrawn = withdrawn + (CASE WHEN NEW.state = 'withdrawn' THEN 1 ELSE -1 END)
+    WHERE day = NEW.arrived_day AND direction = 'in'
+        AND agency IN (SELECT organ_id FROM message_recipients WHERE message_id = NEW.id);
+END;
+CREATE TRIGGER stat_delivery AFTER INSERT ON deliveries
+BEGIN
+    INSERT INTO stat_days (agency, day, direction, deliveries)
+    SELECT m.sender, m.arrived_day, 'out', 1 FROM messages m
+    WHERE m.id = NEW.message_id AND m.direction = 'out' AND m.kind = 'envelope'
+        AND m.business_type = '0'
+    ON CONFLICT (agency, day, direction) DO UPDATE SET deliveries = deliveries + 1;
+END;
+CREATE TRIGGER stat_delivery_acked AFTER UPDATE OF acked_at ON deliveries
+WHEN OLD.acked_at IS NULL AND NEW.acked_at IS NOT NULL
+BEGIN
+    UPDATE stat_days SET
+        rejected = rejected + (NEW.ack_code IS '02'),
+        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
+        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+    WHERE direction = 'out' AND (agency, day) = (
+        SELECT m.sender, m.arrived_day FROM messages m
+        WHERE m.id = NEW.message_id AND m.direction = 'out' AND m.kind = 'envelope'
+            AND m.business_type = '0');
+END;
+CREATE TRIGGER stat_delivery_acked_at_once AFTER INSERT ON deliveries
+WHEN NEW.acked_at IS NOT NULL
+BEGIN
+    UPDATE stat_days SET
+        rejected = rejected + (NEW.ack_code IS '02'),
+        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
+        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+    WHERE direction = 'out' AND (agency, day) = (
+        SELECT m.sender, m.arrived_day FROM messages m
+        WHERE m.id = NEW.message_id AND m.direction = 'out' AND m.kind = 'envelope'
+            AND m.business_type = '0');
+END;
+CREATE TRIGGER stat_picked_up AFTER UPDATE OF acked_at ON inbox
+WHEN OLD.acked_at IS NULL AND NEW.acked_at IS NOT NULL
+BEGIN
+    UPDATE stat_days SET
+        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
+        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+    WHERE agency = NEW.organ_id AND direction = 'in' AND day = (
+        SELECT m.arrived_day FROM messages m
+        WHERE m.id = NEW.message_id AND m.kind = 'envelope' AND m.business_type = '0');
+END;
+-- (rows inserted already acknowledged, as an import or a restore may write them)
+CREATE TRIGGER stat_picked_up_at_once AFTER INSERT ON inbox
+WHEN NEW.acked_at IS NOT NULL
+BEGIN
+    UPDATE stat_days SET
+        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
+        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+    WHERE agency = NEW.organ_id AND direction = 'in' AND day = (
+        SELECT m.arrived_day FROM messages m
+        WHERE m.id = NEW.message_id AND m.kind = 'envelope' AND m.business_type = '0');
+END;
+
 CREATE TABLE registers (
     organ_id    TEXT NOT NULL,
     register    TEXT NOT NULL,

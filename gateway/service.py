@@ -7,6 +7,7 @@ it only wires the pieces that the lower floors test one by one. The reactor is i
 
 from __future__ import annotations
 
+import datetime
 import random
 from typing import Any
 
@@ -16,8 +17,10 @@ from twisted.internet import endpoints
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
+from twisted.web.resource import Resource
 from twisted.web.server import Site
 
+from gateway import certcheck
 from gateway.blobs import BlobStore
 from gateway.calendar import OfficeCalendar
 from gateway.config import Config, Transport
@@ -25,6 +28,7 @@ from gateway.dispatch import Dispatcher
 from gateway.exchange import ExchangeResource, exchange_site
 from gateway.inbound import Inbound
 from gateway.interfaces import IOutbound, ITransport
+from gateway.metrics import CertExpiry, MetricsResource, WithMetrics
 from gateway.ocspclient import OcspClient
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
@@ -64,6 +68,7 @@ class Node:
         await reactor_thread(reactor, blobs.sweep_tmp)
         router = Router(config)
         outbound = Outbound(config, self.store, blobs, router, clock=reactor, pool=self.pool)
+        ocsp = OcspClient.for_reactor(reactor, config.trust.ocsp)
         inbound = Inbound(
             config,
             self.store,
@@ -72,7 +77,7 @@ class Node:
             router,
             clock=reactor,
             pool=self.pool,
-            ocsp=OcspClient.for_reactor(reactor, config.trust.ocsp),
+            ocsp=ocsp,
         )
         transports: dict[str, ITransport] = {}
         for route in config.routes:
@@ -112,7 +117,7 @@ class Node:
         office = OfficeResource(
             config, self.store, blobs, _Poking(outbound, self.dispatcher), reactor=reactor
         )
-        office_factory: Any = Site(office)
+        office_factory: Any = Site(self._with_metrics(office, ocsp))
         if node.office_tls is not None:
             # Office systems may present a client certificate (client_cert_fingerprint
             # credentials); it is verified against office_tls_ca when offered.
@@ -130,6 +135,28 @@ class Node:
             office=node.office_url,
             exchange=node.exchange_url,
         )
+
+    def _with_metrics(self, office: Resource, ocsp: OcspClient | None) -> Resource:
+        """The office site, with /metrics when [metrics] names a token."""
+        token = self.config.metrics_token
+        if token is None or self.store is None:
+            return office
+        now = datetime.datetime.now(datetime.UTC)
+        report = certcheck.check(self.config, now=now)
+        certificates = [
+            CertExpiry(c.role, c.subject_of, c.subject or str(c.path), c.not_after)
+            for c in report.statuses
+            if c.kind == "certificate" and c.not_after is not None
+        ]
+
+        def extra() -> list[tuple[str, dict[str, object], float]]:
+            cached = len(ocsp.known()) if ocsp is not None else 0
+            return [("gateway_ocsp_answers_cached", {}, float(cached))]
+
+        metrics = MetricsResource(
+            self.store, token, clock=self.reactor, certificates=certificates, extra=extra
+        )
+        return WithMetrics(office, metrics)
 
     async def stop(self) -> None:
         for port in self.ports.values():

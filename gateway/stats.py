@@ -93,8 +93,8 @@ class _Agency:
 
 
 _OUT_DOCUMENTS: Final = """
-SELECT m.sender, {period}, count(*), sum(m.state = 'recalled'), sum(m.paper_required),
-       sum(m.late_issue)
+SELECT m.sender, {period}, count(*), total(m.state = 'recalled'), total(m.paper_required),
+       total(m.late_issue)
 FROM messages m INDEXED BY messages_period
 WHERE m.kind = 'envelope' AND m.direction = 'out' AND m.arrived_day BETWEEN ? AND ?
   AND m.business_type = '0'
@@ -102,8 +102,8 @@ GROUP BY 1, 2
 """
 # Each delivery carries its first acknowledgment (01 or 02) and when it was due.
 _OUT_DELIVERIES: Final = """
-SELECT m.sender, {period}, count(*), sum(d.ack_code = '02'), sum(d.acked_at IS NULL),
-       sum(d.acked_at IS NOT NULL AND (d.ack_due_at IS NULL OR d.acked_at <= d.ack_due_at))
+SELECT m.sender, {period}, count(*), total(d.ack_code IS '02'), total(d.acked_at IS NULL),
+       total(d.acked_at IS NOT NULL AND (d.ack_due_at IS NULL OR d.acked_at <= d.ack_due_at))
 FROM messages m INDEXED BY messages_period
 CROSS JOIN deliveries d INDEXED BY deliveries_ack ON d.message_id = m.id
 WHERE m.kind = 'envelope' AND m.direction = 'out' AND m.arrived_day BETWEEN ? AND ?
@@ -111,12 +111,12 @@ WHERE m.kind = 'envelope' AND m.direction = 'out' AND m.arrived_day BETWEEN ? AN
 GROUP BY 1, 2
 """
 _IN_DOCUMENTS: Final = """
-SELECT r.organ_id, {period}, count(*), sum(m.state = 'rejected'), sum(m.state = 'withdrawn'),
-       sum(m.paper_required), sum(m.late_issue),
-       sum(m.legal_validity = 'legal'), sum(m.legal_validity = 'reference-only'),
-       sum(m.legal_validity = 'broken'),
-       sum(m.state <> 'rejected' AND i.acked_at IS NULL),
-       sum(m.state <> 'rejected' AND i.acked_at IS NOT NULL
+SELECT r.organ_id, {period}, count(*), total(m.state = 'rejected'), total(m.state = 'withdrawn'),
+       total(m.paper_required), total(m.late_issue),
+       total(m.legal_validity IS 'legal'), total(m.legal_validity IS 'reference-only'),
+       total(m.legal_validity IS 'broken'),
+       total(m.state <> 'rejected' AND i.acked_at IS NULL),
+       total(m.state <> 'rejected' AND i.acked_at IS NOT NULL
            AND (i.ack_due_at IS NULL OR i.acked_at <= i.ack_due_at))
 FROM messages m INDEXED BY messages_period
 CROSS JOIN message_recipients r ON r.message_id = m.id
@@ -127,38 +127,97 @@ GROUP BY 1, 2
 """
 
 
+_ROLLUP: Final = """
+SELECT agency, {period}, direction, sum(documents), sum(deliveries), sum(rejected),
+       sum(recalled), sum(withdrawn), sum(on_time), sum(late), sum(legal),
+       sum(reference_only), sum(broken), sum(paper_required), sum(late_issue)
+FROM stat_days
+WHERE day BETWEEN ? AND ? AND (direction = 'out' OR agency IN ({hosted}))
+GROUP BY 1, 2, 3
+"""
+_ROLLUP_COUNTS: Final = (
+    "documents",
+    "deliveries",
+    "rejected",
+    "recalled",
+    "withdrawn",
+    "on_time",
+    "late",
+    "legal",
+    "reference_only",
+    "broken",
+    "paper_required",
+    "late_issue",
+)
+
+
+class _Cells:
+    """Counts per (agency, period, direction), periods folded to quarters when asked."""
+
+    def __init__(self, query: StatsQuery) -> None:
+        self.query = query
+        self.cells: dict[tuple[str, str, str], dict[str, int]] = {}
+
+    def __call__(self, agency: str, period: str, direction: str) -> dict[str, int]:
+        if self.query.period == "quarter":
+            period = _quarter(period)
+        key = (agency, period, direction)
+        found = self.cells.get(key)
+        if found is None:
+            found = self.cells[key] = dict.fromkeys(COUNTS, 0)
+        return found
+
+
 def gather(
     conn: sqlite3.Connection,
     query: StatsQuery,
     *,
     hosted: Iterable[str],
 ) -> dict[str, Any]:
-    """The statistics of `query` as a JSON-ready dict: rows, totals, refusals kept apart. Every
-    deadline was stored with its row (inbox and deliveries `ack_due_at`), so this is SQL only;
-    `conn` may be read-only."""
+    """The statistics of `query` as a JSON-ready dict (rows, totals, refusals kept apart), from
+    the counters the store keeps per agency and day (`stat_days`). `conn` may be read-only."""
+    low, high = query.bounds()
+    agencies = list(dict.fromkeys(hosted)) or [""]
+    cell = _Cells(query)
+    width = {"day": 10, "month": 7, "quarter": 7, "year": 4}[query.period]
+    sql = _ROLLUP.format(period=f"substr(day, 1, {width})", hosted=", ".join("?" for _ in agencies))
+    for row in conn.execute(sql, (low, high, *agencies)):
+        agency, period, direction = row[:3]
+        c = cell(agency, period, direction)
+        for name, value in zip(_ROLLUP_COUNTS, row[3:], strict=True):
+            c[name] += int(value)
+    for (_, _, direction), c in cell.cells.items():
+        acknowledged = c["on_time"] + c["late"]
+        if direction == "out":
+            c["unacknowledged"] = c["deliveries"] - acknowledged
+        else:
+            c["unacknowledged"] = c["documents"] - c["rejected"] - acknowledged
+    return _result(conn, query, cell.cells)
+
+
+def recount(
+    conn: sqlite3.Connection,
+    query: StatsQuery,
+    *,
+    hosted: Iterable[str],
+) -> dict[str, Any]:
+    """What `gather` says, counted again from the messages, deliveries and inbox rows
+    themselves: the reference the kept counters are checked against (`gateway stats
+    --recount`). Slower: it reads every message of the period."""
     low, high = query.bounds()
     agencies = list(dict.fromkeys(hosted))
-    cells: dict[tuple[str, str, str], dict[str, int]] = {}
-
-    def cell(agency: str, period: str, direction: str) -> dict[str, int]:
-        key = (agency, _quarter(period) if query.period == "quarter" else period, direction)
-        found = cells.get(key)
-        if found is None:
-            found = cells[key] = dict.fromkeys(COUNTS, 0)
-        return found
+    cell = _Cells(query)
 
     period = _period_sql(query.period)
-    for sender, at, documents, recalled, paper, late in conn.execute(
-        _OUT_DOCUMENTS.format(period=period), (low, high)
-    ):
+    for sender, at, *numbers in conn.execute(_OUT_DOCUMENTS.format(period=period), (low, high)):
+        documents, recalled, paper, late = (int(n) for n in numbers)
         c = cell(sender, at, "out")
         c["documents"] += documents
         c["recalled"] += recalled
         c["paper_required"] += paper
         c["late_issue"] += late
-    for sender, at, deliveries, rejected, waiting, on_time in conn.execute(
-        _OUT_DELIVERIES.format(period=period), (low, high)
-    ):
+    for sender, at, *numbers in conn.execute(_OUT_DELIVERIES.format(period=period), (low, high)):
+        deliveries, rejected, waiting, on_time = (int(n) for n in numbers)
         c = cell(sender, at, "out")
         c["deliveries"] += deliveries
         c["rejected"] += rejected
@@ -168,8 +227,9 @@ def gather(
     if agencies:
         sql = _IN_DOCUMENTS.format(period=period, hosted=", ".join("?" for _ in agencies))
         for row in conn.execute(sql, (low, high, *agencies)):
-            organ, at, documents, rejected, withdrawn, paper, late = row[:7]
-            legal, reference, broken, waiting, on_time = row[7:]
+            organ, at = row[:2]
+            documents, rejected, withdrawn, paper, late = (int(n) for n in row[2:7])
+            legal, reference, broken, waiting, on_time = (int(n) for n in row[7:])
             c = cell(organ, at, "in")
             c["documents"] += documents
             c["rejected"] += rejected
@@ -182,6 +242,15 @@ def gather(
             c["unacknowledged"] += waiting
             c["on_time"] += on_time
             c["late"] += documents - rejected - waiting - on_time
+    return _result(conn, query, cell.cells)
+
+
+def _result(
+    conn: sqlite3.Connection,
+    query: StatsQuery,
+    cells: dict[tuple[str, str, str], dict[str, int]],
+) -> dict[str, Any]:
+    low, high = query.bounds()
     known = _agencies(conn, {agency for agency, _, _ in cells})
     rows = _group(cells, known, query.by)
     totals = dict.fromkeys(COUNTS, 0)

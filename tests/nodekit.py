@@ -81,7 +81,11 @@ def _sample() -> Envelope:
 
 
 def config_text(
-    pki: devpki.DevPKI, *, remote_signature: str = "required", max_envelope: str = "150MB"
+    pki: devpki.DevPKI,
+    *,
+    remote_signature: str = "required",
+    max_envelope: str = "150MB",
+    extra: str = "",
 ) -> str:
     def path(entry: devpki.Issued, what: str) -> str:
         return str(getattr(entry, f"{what}_path"))
@@ -128,7 +132,7 @@ intermediates = {path(pki.issuing, "cert")}
 
 [limits]
 max_envelope_bytes = {max_envelope}
-"""
+{extra}"""
 
 
 @attrs.define
@@ -152,13 +156,16 @@ class NodeKit:
         reactor: Any,
         remote_signature: str = "required",
         max_envelope: str = "150MB",
+        extra: str = "",
     ) -> NodeKit:
         directory = directory.resolve()
         (directory / "data").mkdir(parents=True, exist_ok=True)
         pki = _pki().write(directory / "pki")
         (directory / "office.token").write_text(OFFICE_TOKEN)
         (directory / "h23.token").write_text(H23_TOKEN)
-        text = config_text(pki, remote_signature=remote_signature, max_envelope=max_envelope)
+        text = config_text(
+            pki, remote_signature=remote_signature, max_envelope=max_envelope, extra=extra
+        )
         config = loads(text, base_dir=directory, environ={})
         store = Store.open(config.node.data_dir / "gateway.sqlite3", reactor=reactor)
         blobs = BlobStore(config.node.data_dir / "blobs")
@@ -230,6 +237,17 @@ class NodeKit:
         priority: Priority = Priority.NORMAL,
     ) -> bytes:
         """The fixture's Công văn, re-addressed and renumbered (DocumentId follows), unsigned."""
+        return writer.write(self.document(sender, recipients, number=number, priority=priority))
+
+    def document(
+        self,
+        sender: str,
+        recipients: Sequence[str],
+        *,
+        number: str = "123",
+        priority: Priority = Priority.NORMAL,
+    ) -> Envelope:
+        """`envelope` as the model, for a test to change before writing it."""
         doc = _sample()
         header = doc.header
         code = attrs.evolve(header.code, code_number=number)
@@ -244,7 +262,7 @@ class NodeKit:
             document_id=document_id,
             other_info=attrs.evolve(header.other_info, priority=priority),
         )
-        return writer.write(attrs.evolve(doc, header=header))
+        return attrs.evolve(doc, header=header)
 
     def sign_as(self, organ_id: str, data: bytes) -> bytes:
         seal = self.pki.agencies[organ_id]
