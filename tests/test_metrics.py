@@ -70,7 +70,8 @@ class MetricsTests(TestCase):
         self.assertIn(f'gateway_inbox_oldest_seconds{{organ_id="{HOSTED_H23}"}} 120', text)
         self.assertIn('gateway_messages{direction="in",kind="envelope",state="received"} 1', text)
         self.assertIn(
-            f'gateway_certificate_expiry_seconds{{role="agency-seal",of="{HOSTED_H23}",subject="CN=UBND"}} 863880',
+            "gateway_certificate_expiry_seconds"
+            f'{{role="agency-seal",of="{HOSTED_H23}",subject="CN=UBND"}} 863880',
             text,
         )
         self.assertIn("gateway_ocsp_answers_cached 3", text)
