@@ -390,13 +390,22 @@ BEGIN
         AND m.business_type = '0'
     ON CONFLICT (agency, day, direction) DO UPDATE SET deliveries = deliveries + 1;
 END;
-CREATE TRIGGER stat_delivery_acked AFTER UPDATE OF acked_at ON deliveries
-WHEN OLD.acked_at IS NULL AND NEW.acked_at IS NOT NULL
+-- An acknowledgment counts by what the row says now: a 01 recorded before the delivery's
+-- deadline was stored (the peer answering before our dispatcher marked it sent) is counted
+-- again, the old contribution taken back, when the deadline arrives.
+CREATE TRIGGER stat_delivery_acked
+AFTER UPDATE OF acked_at, ack_due_at, ack_code ON deliveries
 BEGIN
     UPDATE stat_days SET
-        rejected = rejected + (NEW.ack_code IS '02'),
-        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
-        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+        rejected = rejected + (NEW.ack_code IS '02') - (OLD.ack_code IS '02'),
+        on_time = on_time + (NEW.acked_at IS NOT NULL
+                AND (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at))
+            - (OLD.acked_at IS NOT NULL
+                AND (OLD.ack_due_at IS NULL OR OLD.acked_at <= OLD.ack_due_at)),
+        late = late + (NEW.acked_at IS NOT NULL AND NEW.ack_due_at IS NOT NULL
+                AND NEW.acked_at > NEW.ack_due_at)
+            - (OLD.acked_at IS NOT NULL AND OLD.ack_due_at IS NOT NULL
+                AND OLD.acked_at > OLD.ack_due_at)
     WHERE direction = 'out' AND (agency, day) = (
         SELECT m.sender, m.arrived_day FROM messages m
         WHERE m.id = NEW.message_id AND m.direction = 'out' AND m.kind = 'envelope'
@@ -407,19 +416,26 @@ WHEN NEW.acked_at IS NOT NULL
 BEGIN
     UPDATE stat_days SET
         rejected = rejected + (NEW.ack_code IS '02'),
-        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
-        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+        on_time = on_time + (NEW.acked_at IS NOT NULL
+                AND (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at)),
+        late = late + (NEW.acked_at IS NOT NULL AND NEW.ack_due_at IS NOT NULL
+                AND NEW.acked_at > NEW.ack_due_at)
     WHERE direction = 'out' AND (agency, day) = (
         SELECT m.sender, m.arrived_day FROM messages m
         WHERE m.id = NEW.message_id AND m.direction = 'out' AND m.kind = 'envelope'
             AND m.business_type = '0');
 END;
-CREATE TRIGGER stat_picked_up AFTER UPDATE OF acked_at ON inbox
-WHEN OLD.acked_at IS NULL AND NEW.acked_at IS NOT NULL
+CREATE TRIGGER stat_picked_up AFTER UPDATE OF acked_at, ack_due_at ON inbox
 BEGIN
     UPDATE stat_days SET
-        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
-        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+        on_time = on_time + (NEW.acked_at IS NOT NULL
+                AND (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at))
+            - (OLD.acked_at IS NOT NULL
+                AND (OLD.ack_due_at IS NULL OR OLD.acked_at <= OLD.ack_due_at)),
+        late = late + (NEW.acked_at IS NOT NULL AND NEW.ack_due_at IS NOT NULL
+                AND NEW.acked_at > NEW.ack_due_at)
+            - (OLD.acked_at IS NOT NULL AND OLD.ack_due_at IS NOT NULL
+                AND OLD.acked_at > OLD.ack_due_at)
     WHERE agency = NEW.organ_id AND direction = 'in' AND day = (
         SELECT m.arrived_day FROM messages m
         WHERE m.id = NEW.message_id AND m.kind = 'envelope' AND m.business_type = '0');
@@ -429,8 +445,10 @@ CREATE TRIGGER stat_picked_up_at_once AFTER INSERT ON inbox
 WHEN NEW.acked_at IS NOT NULL
 BEGIN
     UPDATE stat_days SET
-        on_time = on_time + (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at),
-        late = late + (NEW.ack_due_at IS NOT NULL AND NEW.acked_at > NEW.ack_due_at)
+        on_time = on_time + (NEW.acked_at IS NOT NULL
+                AND (NEW.ack_due_at IS NULL OR NEW.acked_at <= NEW.ack_due_at)),
+        late = late + (NEW.acked_at IS NOT NULL AND NEW.ack_due_at IS NOT NULL
+                AND NEW.acked_at > NEW.ack_due_at)
     WHERE agency = NEW.organ_id AND direction = 'in' AND day = (
         SELECT m.arrived_day FROM messages m
         WHERE m.id = NEW.message_id AND m.kind = 'envelope' AND m.business_type = '0');

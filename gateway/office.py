@@ -58,11 +58,13 @@ from edxml.model import (
 )
 from edxml.writer import write
 from edxml.xmlsafe import Limits
-from gateway import documents, soap, store
+from gateway import directory, documents, numbering, soap, store
 from gateway.auth import Authenticator, require_acts_for
 from gateway.blobs import BlobError, BlobStore
+from gateway.calendar import vietnam_time
 from gateway.config import Config, OfficeConfig
 from gateway.interfaces import IOutbound, Submitted
+from gateway.router import Router
 from gateway.soap import OFFICE_NS, Face, FaultCode, GatewayFault, SoapResponse
 
 __all__ = ["OfficeResource"]
@@ -325,6 +327,7 @@ class OfficeResource(Resource):
         self._clock: IReactorTime = reactor
         self._threads: IReactorThreads = reactor
         self._auth = Authenticator(config, clock=reactor)
+        self._router = Router(config)
         limits = config.limits
         self._envelope_limits = limits.xml_limits()
         self._max_request = soap.request_limit(limits.max_envelope_bytes)
@@ -689,6 +692,16 @@ class OfficeResource(Resource):
     async def _op_GetDirectory(self, element: etree._Element, office: OfficeConfig) -> Any:
         pattern = (_text(element, "Pattern") or "").casefold()
         agencies: dict[str, soap.Agency] = {}
+        known = await self._store.read(lambda c: directory.list_agencies(c))
+        today = vietnam_time(self._now()).date()
+        for entry in known:
+            if not entry.valid_on(today):
+                continue  # a ceased code is not one to address (its successor is listed)
+            try:
+                route = entry.route or self._router.route_for(entry.organ_id).name
+            except GatewayFault:
+                continue  # no route reaches it from here
+            agencies[entry.organ_id] = soap.Agency(entry.organ_id, entry.name, route, entry.parent)
         for agency in self._config.agencies:
             routes = self._config.routes_for(agency.organ_id)
             route = routes[0].name if routes else "local"
@@ -696,7 +709,6 @@ class OfficeResource(Resource):
         for route_config in self._config.routes:
             for route_pattern in route_config.patterns:
                 if route_pattern.exact and route_pattern.text not in agencies:
-                    # Names of agencies elsewhere come with the directory (a later issue).
                     agencies[route_pattern.text] = soap.Agency(
                         route_pattern.text, route_pattern.text, route_config.name
                     )
@@ -706,6 +718,41 @@ class OfficeResource(Resource):
             if not pattern or pattern in a.organ_id.casefold() or pattern in a.name.casefold()
         ]
         return soap.get_directory_response(sorted(found, key=lambda a: a.organ_id))
+
+    async def _op_IssueDocumentId(self, element: etree._Element, office: OfficeConfig) -> Any:
+        organ_id = _required(element, "OrganId")
+        require_acts_for(office, organ_id)
+        if not self._config.hosts(organ_id):
+            raise GatewayFault(
+                FaultCode.FORBIDDEN,
+                f"{organ_id} is not hosted on this node",
+                f"{organ_id} không được phục vụ tại nút này",
+            )
+        notation = _required(element, "Notation")
+        register = _text(element, "Register") or numbering.DEFAULT_REGISTER
+        day_text = _text(element, "Date")
+        now = self._now()
+        try:
+            day = dt.date.fromisoformat(day_text) if day_text else vietnam_time(now).date()
+        except ValueError:
+            raise soap.bad_request(
+                "Date must be YYYY-MM-DD", "Date phải có dạng YYYY-MM-DD", "/Date"
+            ) from None
+        actor = "office:" + office.name
+        issued = await self._store.write(
+            lambda c: numbering.issue_number(
+                c,
+                organ_id=organ_id,
+                notation=notation,
+                date=day,
+                now=now,
+                actor=actor,
+                register=register,
+            )
+        )
+        return soap.issue_document_id_response(
+            issued.code_number, issued.notation, issued.document_id, issued.year
+        )
 
 
 def _deliveries(submitted: Submitted) -> list[soap.Delivery]:

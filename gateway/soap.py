@@ -116,6 +116,7 @@ OFFICE_OPERATIONS = (
     "RecallDocument",
     "AnswerRecall",
     "GetDirectory",
+    "IssueDocumentId",
 )
 EXCHANGE_OPERATIONS = ("Deliver",)
 
@@ -940,6 +941,18 @@ def get_directory_response(agencies: Iterable[Agency]) -> etree._Element:
         m.sub(item, "Name", agency.name)
         m.opt(item, "Parent", agency.parent)
         m.sub(item, "Route", agency.route)
+    return root
+
+
+def issue_document_id_response(
+    code_number: str, notation: str, document_id: str, year: int
+) -> etree._Element:
+    m = _Maker(Face.OFFICE)
+    root = m.el("IssueDocumentIdResponse")
+    m.sub(root, "CodeNumber", code_number)
+    m.sub(root, "CodeNotation", notation)
+    m.sub(root, "DocumentId", document_id)
+    m.sub(root, "Year", str(year))
     return root
 
 

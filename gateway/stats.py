@@ -32,12 +32,8 @@ import attrs
 from edxml.organid import ClassicOrganId
 
 DIMENSIONS: Final = ("agency", "province", "level", "kind", "period", "direction")
-PERIODS: Final = {
-    "day": "%Y-%m-%d",
-    "month": "%Y-%m",
-    "year": "%Y",
-    "quarter": None,  # computed from the month
-}
+# How much of a Vietnam date (YYYY-MM-DD) names each period; a quarter is folded from months.
+PERIODS: Final = {"day": 10, "month": 7, "quarter": 7, "year": 4}
 COUNTS: Final = (
     "documents",
     "deliveries",
@@ -77,10 +73,9 @@ class StatsQuery:
         return low, high
 
 
-def _period_sql(period: str) -> str:
-    """The period key of a message from its Vietnam arrival date (YYYY-MM-DD)."""
-    width = {"day": 10, "month": 7, "quarter": 7, "year": 4}[period]
-    return f"substr(m.arrived_day, 1, {width})"
+def _period_sql(period: str, column: str = "m.arrived_day") -> str:
+    """The period key of a row from its Vietnam date (YYYY-MM-DD)."""
+    return f"substr({column}, 1, {PERIODS[period]})"
 
 
 @attrs.frozen
@@ -135,20 +130,7 @@ FROM stat_days
 WHERE day BETWEEN ? AND ? AND (direction = 'out' OR agency IN ({hosted}))
 GROUP BY 1, 2, 3
 """
-_ROLLUP_COUNTS: Final = (
-    "documents",
-    "deliveries",
-    "rejected",
-    "recalled",
-    "withdrawn",
-    "on_time",
-    "late",
-    "legal",
-    "reference_only",
-    "broken",
-    "paper_required",
-    "late_issue",
-)
+_ROLLUP_COUNTS: Final = tuple(c for c in COUNTS if c != "unacknowledged")  # derived
 
 
 class _Cells:

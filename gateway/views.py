@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from edxml.model import VN_TZ
-from gateway import store
+from gateway import documents, store
 
 
 def local_time(value: str | None) -> str | None:
@@ -131,6 +131,26 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
         e["at"] = local_time(e["at"])
         e["detail"] = json.loads(e.pop("detail_json"))
     out["events"] = events
+    # R14, R16: what it refers to, what refers to it, and what later documents did to it.
+    out["refers_to"] = [
+        {"kind": kind, "document_id": document_id}
+        for kind, document_id in documents.links_from(conn, message.id)
+    ]
+    out["referred_by"] = [
+        {
+            "kind": link.kind,
+            "message_id": link.message_id,
+            "direction": link.direction,
+            "sender": link.sender,
+            "arrived_at": local_time(link.arrived_at),
+        }
+        for link in documents.links_to(conn, message.document_id)
+        if link.message_id != message.id
+    ]
+    out["changes"] = [
+        {"organ_id": organ, "change": change, "by_message_id": by, "at": local_time(at)}
+        for organ, change, by, at in documents.changes_of(conn, message.id)
+    ]
     return out
 
 

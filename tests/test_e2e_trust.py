@@ -27,7 +27,18 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from e2e_kit import H23, H40, NAMES, Node, document_id, envelope, make_pair, office_client, poll
+from e2e_kit import (
+    H23,
+    H40,
+    NAMES,
+    Node,
+    cli_json,
+    document_id,
+    envelope,
+    make_pair,
+    office_client,
+    poll,
+)
 from lxml import etree
 from make_sample import minimal_pdf
 from pki import ORGAN_ID_G22, make_pki
@@ -39,7 +50,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import reader, signature, writer
 from edxml.codes import StatusCode
-from edxml.model import Attachment, Envelope, StatusPacket
+from edxml.model import Attachment, Envelope, ResponseFor, StatusPacket
 from gateway import devpki
 from gateway.interfaces import PermanentFailure
 from gateway.soap import OFFICE_NS, Face, FaultCode, SoapVersion
@@ -426,3 +437,108 @@ class TrustEndToEnd(TrustNodes):
         self.assertIn(BROKEN_VI, description)
         self.assertIn(BROKEN_EN, description)
         self.assertLess(description.index(BROKEN_VI), description.index(BROKEN_EN))
+
+
+class RulesEndToEnd(TrustNodes):
+    """Issue #5 (and #4's "counted in statistics") across the two nodes: what the office systems
+    see of the rules, and what each node's `gateway stats` counts of the traffic."""
+
+    def stats(self, node: Node) -> dict[tuple[str, str], dict[str, int]]:
+        result = cli_json(node, "stats", "--recount")
+        return {(r["agency"], r["direction"]): r for r in result["rows"]}
+
+    def test_the_office_systems_see_the_rules_and_the_stats_count_them(self) -> None:
+        before_a, before_b = self.stats(self.a), self.stats(self.b)
+        unsigned = minimal_pdf(pdfkit.LINES)
+        legal = pdfkit.sign(
+            pdfkit.sign(unsigned, self.ca.person, "NguoiKy"), self.ca.seal_h23, "ConDau"
+        )
+        doc = reader.read(self.with_pdf("821", legal)).document
+        assert isinstance(doc, Envelope)
+        asked = document_id(H40, "17")
+        business = attrs.evolve(doc.trace.business, paper=True)
+        doc = attrs.evolve(
+            doc,
+            header=attrs.evolve(
+                doc.header,
+                response_for=(ResponseFor(organ_id=H40, code="17/UBND-VP", document_id=asked),),
+            ),
+            trace=attrs.evolve(doc.trace, business=business),
+        )
+        sent = self.office_a.service.SendDocument(Envelope=writer.write(doc))
+        self.assertIn("PaperCopyRequired", list(sent.FindingCode))
+        received = self.in_b_inbox("821")
+        self.assertTrue(received.PaperRequired)
+        self.assertEqual(list(received.InReplyTo), [asked])
+        self.assertEqual(received.DueDate, datetime.date(2025, 3, 12))
+        self.assertIsNotNone(received.LegalReceivedAt)
+        self.assertIn("PaperCopyRequired", list(received.Verdict.FindingCode))
+        self.assertEqual(received.Verdict.LegalValidity, "valid")
+        expired = pdfkit.sign(unsigned, self.ca.expired_h23)
+        self.send_pdf("822", expired)
+        self.in_b_inbox("822")
+        after_b = self.stats(self.b)
+        key = (H40, "in")
+        gained = {
+            name: after_b[key][name] - before_b.get(key, {}).get(name, 0)
+            for name in ("documents", "legal", "reference_only", "paper_required")
+        }
+        self.assertEqual(
+            gained, {"documents": 2, "legal": 1, "reference_only": 1, "paper_required": 1}
+        )
+        after_a = poll(
+            "A's count of the two documents and their 01s",
+            lambda: (
+                s
+                if (s := self.stats(self.a))[(H23, "out")]["on_time"]
+                >= before_a.get((H23, "out"), {}).get("on_time", 0) + 2
+                else None
+            ),
+            timeout=20,
+        )
+        self.assertEqual(
+            after_a[(H23, "out")]["documents"] - before_a.get((H23, "out"), {}).get("documents", 0),
+            2,
+        )
+
+    def test_numbers_from_the_office_face(self) -> None:
+        first = self.office_a.service.IssueDocumentId(
+            OrganId=H23, Notation="UBND-VP", Register="e2e"
+        )
+        second = self.office_a.service.IssueDocumentId(
+            OrganId=H23, Notation="UBND-VP", Register="e2e"
+        )
+        self.assertEqual((first.CodeNumber, second.CodeNumber), ("01", "02"))
+        self.assertTrue(second.DocumentId.startswith(f"{H23},"))
+        self.assertTrue(second.DocumentId.endswith(",02/UBND-VP"))
+        self.fault_detail(
+            FaultCode.FORBIDDEN, self.office_a.service.IssueDocumentId, OrganId=H40, Notation="X"
+        )
+
+    def test_a_directory_imported_beside_the_running_node(self) -> None:
+        path = self.a.directory / "agencies.json"
+        path.write_text(
+            json.dumps(
+                [
+                    {"organ_id": H23, "name": NAMES[H23]},
+                    {"organ_id": H40, "name": NAMES[H40], "kind": "province"},
+                ]
+            ),
+            encoding="utf-8",
+        )
+        imported = cli_json(self.a, "directory", "import", str(path))
+        self.assertEqual(imported["added"], 2)
+        listed = {a.OrganId: a for a in self.office_a.service.GetDirectory()}
+        self.assertEqual(listed[H40].Name, NAMES[H40])
+        self.assertEqual(listed[H40].Route, "peer")
+        # Every recipient must now be in it: G22 is not.
+        doc = reader.read(envelope(H23, [H40], "823")).document
+        assert isinstance(doc, Envelope)
+        stranger = attrs.evolve(doc.header.to[0], organ_id=ORGAN_ID_G22)
+        doc = attrs.evolve(doc, header=attrs.evolve(doc.header, to=(*doc.header.to, stranger)))
+        detail = self.fault_detail(
+            FaultCode.UNKNOWN_RECIPIENT,
+            self.office_a.service.SendDocument,
+            Envelope=writer.write(doc),
+        )
+        self.assertIn(ORGAN_ID_G22, detail.findtext("gw:MessageEn", default="", namespaces=GW))

@@ -27,7 +27,7 @@ from edxml.model import (
     ReplacementInfo,
     ResponseFor,
 )
-from gateway import admin, directory, documents, numbering
+from gateway import admin, directory, documents, numbering, views
 from gateway import store as st
 from gateway.config import VIETNAM
 from gateway.interfaces import Peer
@@ -333,6 +333,18 @@ class RulesAtTheNode(TestCase):
         inbox = await self.kit.read(st.pending_inbox, organ_ids=[HOSTED_H23], limit=10)
         kinds = {i.message.id: i.message.business_type for i in inbox}
         self.assertEqual(kinds, {first.id: "0", updated.id: "2", replaced.id: "3"})
+        # `gateway show` tells an auditor the whole story of the original.
+        shown = await self.kit.read(views.show, key=first.id)
+        assert shown is not None
+        self.assertEqual(
+            sorted((r["kind"], r["message_id"]) for r in shown["referred_by"]),
+            sorted([("updates", updated.id), ("replaces", replaced.id)]),
+        )
+        self.assertEqual(len(shown["changes"]), 3)
+        self.assertTrue(all(c["at"].endswith("+07:00") for c in shown["changes"]))
+        later = await self.kit.read(views.show, key=replaced.id)
+        assert later is not None
+        self.assertIn({"kind": "replaces", "document_id": target}, later["refers_to"])
 
     # --- R16 ---
 

@@ -251,7 +251,7 @@ OPS = st.lists(
 
 
 class NeverDriftTests(SynchronousTestCase):
-    @settings(max_examples=40)
+    @settings(max_examples=60)
     @given(OPS)
     def test_R22_kept_counters_equal_a_recount(self, ops: list[tuple[str, int, int, int]]) -> None:
         path = Path(self.mktemp()) / "g.db"

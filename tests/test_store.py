@@ -394,7 +394,10 @@ class AuditTests(SynchronousTestCase):
     def _behind_the_back(self, sql: str) -> None:
         raw = sqlite3.connect(self.path, isolation_level=None)
         triggers = [
-            r[0] for r in raw.execute("SELECT sql FROM sqlite_schema WHERE type = 'trigger'")
+            r[0]
+            for r in raw.execute(
+                "SELECT sql FROM sqlite_schema WHERE type = 'trigger' AND name LIKE 'audit_no_%'"
+            )
         ]
         raw.execute("DROP TRIGGER audit_no_update")
         raw.execute("DROP TRIGGER audit_no_delete")

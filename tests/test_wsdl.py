@@ -43,6 +43,7 @@ REQUESTS: dict[str, dict[str, Any]] = {
         "Agree": True,
     },
     "GetDirectory": {"Pattern": "H23"},
+    "IssueDocumentId": {"OrganId": "000.00.00.H23", "Notation": "UBND-VP", "Register": "cv"},
     "Deliver": {"Package": ENVELOPE},
 }
 
@@ -206,6 +207,13 @@ class ContractTests(SynchronousTestCase):
                 ),
                 lambda r: [(a.OrganId, a.Name, a.Parent, a.Route) for a in r],
             ),
+            (
+                "IssueDocumentId",
+                soap.issue_document_id_response(
+                    "07", "UBND-VP", "000.00.00.H23,2026/03/04,07/UBND-VP", 2026
+                ),
+                lambda r: (r.CodeNumber, r.DocumentId, r.Year),
+            ),
         ]
         expected = {
             "SendDocument": ("m1", "000.00.00.G01", "queued"),
@@ -218,6 +226,7 @@ class ContractTests(SynchronousTestCase):
             "RecallDocument": ("m3", 1),
             "AnswerRecall": True,
             "GetDirectory": [("000.00.00.G01", "Sở Tư pháp", "000.00.00.H23", "local")],
+            "IssueDocumentId": ("07", "000.00.00.H23,2026/03/04,07/UBND-VP", 2026),
         }
         for version, binding in _bindings(client).items():
             for operation, element, pick in cases:
