@@ -122,6 +122,18 @@ GROUP BY 1, 2
 """
 
 
+_IN_NAMES: Final = (
+    "documents",
+    "rejected",
+    "withdrawn",
+    "paper_required",
+    "late_issue",
+    "legal",
+    "reference_only",
+    "broken",
+    "unacknowledged",
+    "on_time",
+)
 _ROLLUP: Final = """
 SELECT agency, {period}, direction, sum(documents), sum(deliveries), sum(rejected),
        sum(recalled), sum(withdrawn), sum(on_time), sum(late), sum(legal),
@@ -189,41 +201,36 @@ def recount(
     low, high = query.bounds()
     agencies = list(dict.fromkeys(hosted))
     cell = _Cells(query)
-
     period = _period_sql(query.period)
-    for sender, at, *numbers in conn.execute(_OUT_DOCUMENTS.format(period=period), (low, high)):
-        documents, recalled, paper, late = (int(n) for n in numbers)
-        c = cell(sender, at, "out")
-        c["documents"] += documents
-        c["recalled"] += recalled
-        c["paper_required"] += paper
-        c["late_issue"] += late
-    for sender, at, *numbers in conn.execute(_OUT_DELIVERIES.format(period=period), (low, high)):
-        deliveries, rejected, waiting, on_time = (int(n) for n in numbers)
-        c = cell(sender, at, "out")
-        c["deliveries"] += deliveries
-        c["rejected"] += rejected
-        c["unacknowledged"] += waiting
-        c["on_time"] += on_time
-        c["late"] += deliveries - waiting - on_time
+
+    def add(sql: str, params: Sequence[object], direction: str, names: Sequence[str]) -> None:
+        for agency, at, *numbers in conn.execute(sql, params):
+            c = cell(agency, at, direction)
+            for name, number in zip(names, numbers, strict=True):
+                c[name] += int(number)
+
+    add(
+        _OUT_DOCUMENTS.format(period=period),
+        (low, high),
+        "out",
+        ("documents", "recalled", "paper_required", "late_issue"),
+    )
+    add(
+        _OUT_DELIVERIES.format(period=period),
+        (low, high),
+        "out",
+        ("deliveries", "rejected", "unacknowledged", "on_time"),
+    )
     if agencies:
-        sql = _IN_DOCUMENTS.format(period=period, hosted=", ".join("?" for _ in agencies))
-        for row in conn.execute(sql, (low, high, *agencies)):
-            organ, at = row[:2]
-            documents, rejected, withdrawn, paper, late = (int(n) for n in row[2:7])
-            legal, reference, broken, waiting, on_time = (int(n) for n in row[7:])
-            c = cell(organ, at, "in")
-            c["documents"] += documents
-            c["rejected"] += rejected
-            c["withdrawn"] += withdrawn
-            c["paper_required"] += paper
-            c["late_issue"] += late
-            c["legal"] += legal
-            c["reference_only"] += reference
-            c["broken"] += broken
-            c["unacknowledged"] += waiting
-            c["on_time"] += on_time
-            c["late"] += documents - rejected - waiting - on_time
+        add(
+            _IN_DOCUMENTS.format(period=period, hosted=", ".join("?" for _ in agencies)),
+            (low, high, *agencies),
+            "in",
+            _IN_NAMES,
+        )
+    for (_, _, direction), c in cell.cells.items():
+        counted = c["deliveries"] if direction == "out" else c["documents"] - c["rejected"]
+        c["late"] = counted - c["unacknowledged"] - c["on_time"]
     return _result(conn, query, cell.cells)
 
 
