@@ -25,6 +25,7 @@ import datetime
 import enum
 
 import attrs
+from asn1crypto import keys as asn1_keys  # type: ignore[import-untyped]
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
@@ -32,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed448, ed25519, paddin
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID
 
-from edxml.certificates import Problem, distinguished_name
+from edxml.certificates import Problem
 from edxml.findings import FindingCode, Severity
 
 CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -67,13 +68,13 @@ def ocsp_urls(cert: x509.Certificate) -> tuple[str, ...]:
 
 
 def _key_hash(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> bytes:
-    # RFC 6960 4.1.1: the hash of the issuer's subjectPublicKey BIT STRING value.
-    der = issuer.public_key().public_bytes(
+    # RFC 6960 4.1.1: the hash of the issuer's subjectPublicKey BIT STRING value (its bits,
+    # without the unused-bits octet: what asn1crypto's bit string gives as bytes).
+    spki = issuer.public_key().public_bytes(
         serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
     )
-    bits = _spki_bit_string(der)
     digest = hashes.Hash(algorithm)
-    digest.update(bits)
+    digest.update(bytes(asn1_keys.PublicKeyInfo.load(spki)["public_key"]))
     return digest.finalize()
 
 
@@ -81,23 +82,6 @@ def _name_hash(issuer: x509.Certificate, algorithm: hashes.HashAlgorithm) -> byt
     digest = hashes.Hash(algorithm)
     digest.update(issuer.subject.public_bytes())
     return digest.finalize()
-
-
-def _spki_bit_string(spki: bytes) -> bytes:
-    """The subjectPublicKey bits of a DER SubjectPublicKeyInfo (its second element)."""
-    pos = 0
-
-    def header(at: int) -> tuple[int, int]:  # (content start, content length)
-        length = spki[at + 1]
-        if length < 0x80:
-            return at + 2, length
-        count = length & 0x7F
-        return at + 2 + count, int.from_bytes(spki[at + 2 : at + 2 + count], "big")
-
-    start, _ = header(pos)  # the outer SEQUENCE
-    algo_start, algo_len = header(start)  # AlgorithmIdentifier
-    bits_start, bits_len = header(algo_start + algo_len)  # BIT STRING
-    return spki[bits_start + 1 : bits_start + bits_len]  # without the unused-bits octet
 
 
 @attrs.frozen
@@ -126,10 +110,6 @@ class OcspQuery:
     @property
     def key(self) -> CertKey:
         return cert_key(self.cert, self.issuer)
-
-    @property
-    def subject(self) -> str:
-        return distinguished_name(self.cert.subject)
 
     def request(self) -> bytes:
         """The DER OCSPRequest (SHA-1 CertID, no nonce) to POST as application/ocsp-request."""

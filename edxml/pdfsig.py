@@ -309,13 +309,13 @@ def validate_pdf(
         return PdfVerdict((), Legality.REFERENCE_ONLY, (PDF_UNSIGNED(path),))
     signatures: list[PdfSignature] = []
     findings: list[Finding] = []
+    evidence = _Evidence(trust, crls, ocsp, now)
     for sig in embedded:
         try:
             status = validate_pdf_signature(sig, context, context)
         except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
             findings.append(PDF_UNREADABLE(path, reason=_short(exc)))
             continue
-        evidence = _Evidence(trust, crls, ocsp, now)
         one = _signature(sig, status, evidence, sender_organ_id)
         signatures.append(one)
         findings.extend(_findings(one, sender_organ_id, path))
@@ -523,9 +523,12 @@ def _role(subject: x509.Name) -> Role:
     return Role.SEAL
 
 
-_TIMESTAMP_STATES_VI = {
-    Timestamp.UNTRUSTED: "không do đơn vị cấp dấu thời gian tin cậy cấp",
-    Timestamp.INVALID: "không khớp với chữ ký",
+_TIMESTAMP_STATES = {
+    Timestamp.UNTRUSTED: (
+        "not from a trusted authority",
+        "không do đơn vị cấp dấu thời gian tin cậy cấp",
+    ),
+    Timestamp.INVALID: ("broken (it does not match the signature)", "không khớp với chữ ký"),
 }
 
 
@@ -534,13 +537,8 @@ def _timestamp_findings(one: PdfSignature, signer: str, path: str | None) -> lis
     if one.timestamp is Timestamp.TRUSTED and one.timestamped_at is not None:
         at = one.timestamped_at.isoformat(timespec="seconds")
         return [PDF_JUDGED_AT_TIMESTAMP(path, field=field, signer=signer, at=at, tsa=one.tsa)]
-    if one.timestamp in _TIMESTAMP_STATES_VI:
-        state = (
-            "not from a trusted authority"
-            if one.timestamp is Timestamp.UNTRUSTED
-            else ("broken (it does not match the signature)")
-        )
-        vi = _TIMESTAMP_STATES_VI[one.timestamp]
+    if one.timestamp in _TIMESTAMP_STATES:
+        state, vi = _TIMESTAMP_STATES[one.timestamp]
         return [PDF_TIMESTAMP_UNTRUSTED(path, field=field, state=state, state_vi=vi)]
     return []
 

@@ -555,7 +555,7 @@ class _Examination:
             self.findings.append(
                 OCSP_UNAVAILABLE(path=where, detail=problem.en, detail_vi=problem.vi)
             )
-        revoked = {
+        trusted = {
             "chain": chain.subjects,
             "revocation_sources": tuple(s.value for s in checked.sources),
             "ocsp_wanted": checked.wanted,
@@ -572,7 +572,7 @@ class _Examination:
                 SignatureState.INVALID,
                 f"signer revoked: {who} was revoked at {at}",
                 revocation_checked=True,
-                **revoked,
+                **trusted,
                 **whole,
             )
         if checked.state is RevocationState.UNKNOWN:
@@ -588,7 +588,7 @@ class _Examination:
                 SignatureState.VALID,
                 "the signature is valid and covers the whole packet; the signer chains to a"
                 f" trusted root (revocation not checked: no CRL or OCSP answer for {issuers})",
-                **revoked,
+                **trusted,
                 **whole,
             )
         return self.verdict(
@@ -596,7 +596,7 @@ class _Examination:
             "the signature is valid and covers the whole packet; the signer chains to a trusted"
             " root and no certificate of its chain is revoked",
             revocation_checked=True,
-            **revoked,
+            **trusted,
             **whole,
         )
 

@@ -44,13 +44,6 @@ class OfficeCalendar:
             found = self._years[year] = holidays.country_holidays("VN", years=year, language="vi")
         return found
 
-    def holiday_name(self, day: dt.date) -> str | None:
-        """The public holiday's Vietnamese name, "nghỉ (cấu hình)" for a configured day off."""
-        if day in self.config.holidays:
-            return "Ngày nghỉ theo cấu hình"
-        public = self._public(day.year)
-        return None if public is None else public.get(day)
-
     def is_working_day(self, day: dt.date) -> bool:
         if day in self.config.extra_workdays:
             return True
@@ -76,9 +69,9 @@ class OfficeCalendar:
             for start, end in self.config.office_hours
         ]
 
-    def next_working_day(self, day: dt.date, *, include: bool = False) -> dt.date:
-        """The first working day after `day` (or `day` itself with `include`)."""
-        candidate = day if include else day + dt.timedelta(days=1)
+    def next_working_day(self, day: dt.date) -> dt.date:
+        """The first working day after `day`."""
+        candidate = day + dt.timedelta(days=1)
         for _ in range(_MAX_LOOKAHEAD):
             if self.is_working_day(candidate):
                 return candidate
@@ -97,31 +90,6 @@ class OfficeCalendar:
                 return local.astimezone(dt.UTC)
         first = self.periods(self.next_working_day(day))[0][0]
         return first.astimezone(dt.UTC)
-
-    def in_office_hours(self, instant: dt.datetime) -> bool:
-        return self.legal_receipt(instant) == _aware(instant).astimezone(dt.UTC)
-
-    def day_ends(
-        self, first: dt.date, last: dt.date
-    ) -> dict[dt.date, tuple[dt.datetime, dt.datetime]]:
-        """For each day from `first` to `last`: the end of the working day of an instant on it
-        before the close of office hours, and of one after the close (both UTC), walking the
-        calendar once (what `end_of_working_day` gives, for many days at a time)."""
-        close = self.config.office_hours[-1][1]
-        out: dict[dt.date, tuple[dt.datetime, dt.datetime]] = {}
-        day = last + dt.timedelta(days=1)
-        following = self.next_working_day(last)  # the first working day after `last`
-        while day > first:
-            day -= dt.timedelta(days=1)
-            after = following
-            if self.is_working_day(day):
-                following = day
-            same_day = day if self.is_working_day(day) else after
-            out[day] = (self._close(same_day, close), self._close(after, close))
-        return out
-
-    def _close(self, day: dt.date, close: dt.time) -> dt.datetime:
-        return dt.datetime.combine(day, close, tzinfo=self._tz).astimezone(dt.UTC)
 
     def end_of_working_day(self, instant: dt.datetime) -> dt.datetime:
         """The end of the last office period of the working day on which `instant` is legally

@@ -13,17 +13,20 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 import attrs
 
+from edxml.findings import Finding, FindingCode, Severity
+from edxml.model import Envelope
 from gateway.store import (
     InsertResult,
     NewMessage,
     OutboundReply,
     append_audit,
     insert_inbound_with_replies,
-    insert_outbound_message_with_deliveries,
+    insert_replies,
+    received_from,
     utc_text,
 )
 
@@ -68,13 +71,8 @@ def insert_with_changes(
     if result.duplicate:
         return result
     for change in changes:
-        target = conn.execute(
-            "SELECT id FROM messages WHERE direction = 'in' AND kind = 'envelope'"
-            " AND document_id = ? AND sender = ? AND state <> 'rejected' AND id <> ?"
-            " ORDER BY business_type = '0' DESC, rowid LIMIT 1",
-            (change.document_id, msg.sender, msg.id),
-        ).fetchone()
-        if target is None:
+        target = received_from(conn, change.document_id, msg.sender)
+        if target is None or target == msg.id:
             append_audit(
                 conn,
                 at=now,
@@ -88,7 +86,7 @@ def insert_with_changes(
         conn.execute(
             "INSERT OR IGNORE INTO document_changes (message_id, organ_id, change,"
             " by_message_id, at) VALUES (?, ?, ?, ?, ?)",
-            (target[0], change.organ_id, change.change, msg.id, utc_text(now)),
+            (target, change.organ_id, change.change, msg.id, utc_text(now)),
         )
         append_audit(
             conn,
@@ -96,36 +94,54 @@ def insert_with_changes(
             actor=actor,
             action=change.change,
             subject_type="message",
-            subject_id=str(target[0]),
+            subject_id=target,
             detail={"by": msg.id, "organ_id": change.organ_id},
         )
     return result
 
 
-@attrs.frozen
-class NumberKey:
-    """What a new document claims: its sender's number and notation in one year (R21)."""
-
-    sender: str
-    code_number: str | None
-    code_notation: str | None
-    year: str | None
-    document_id: str
+DUPLICATE_NUMBER = FindingCode(
+    "DuplicateNumber",
+    Severity.WARNING,
+    "{sender} already used number {number} of {year} for another document ({others})",
+    "{sender} đã dùng số, ký hiệu {number} năm {year} cho văn bản khác ({others})",
+)
 
 
-def same_number(conn: sqlite3.Connection, key: NumberKey, *, direction: str) -> list[str]:
-    """DocumentIds of other new documents (BussinessDocType 0) of the sender with the same
-    number, notation and year (R21): one agency's number is unique within a year."""
-    if not key.code_number or not key.year:
+def duplicate_numbers(conn: sqlite3.Connection, env: Envelope, *, direction: str) -> list[Finding]:
+    """R21: DuplicateNumber when the sender already used this new document's number and
+    notation this year for another document in `direction` (reported, never merged). A
+    revoke, update or replacement carries its target's number and is not checked."""
+    h = env.header
+    day = h.promulgation_info.promulgation_date
+    if int(env.business_type) != 0 or not h.code.code_number or day is None:
         return []
     rows = conn.execute(
         "SELECT DISTINCT document_id FROM messages WHERE kind = 'envelope' AND direction = ?"
         " AND sender = ? AND code_number = ? AND code_notation IS ?"
         " AND substr(promulgation_date, 1, 4) = ? AND business_type = '0'"
         " AND state <> 'rejected' AND document_id <> ? ORDER BY rowid",
-        (direction, key.sender, key.code_number, key.code_notation, key.year, key.document_id),
+        (
+            direction,
+            h.from_.organ_id,
+            h.code.code_number,
+            h.code.code_notation or None,
+            str(day.year),
+            h.document_id,
+        ),
     )
-    return [str(r[0]) for r in rows]
+    others = [str(r[0]) for r in rows]
+    if not others:
+        return []
+    return [
+        DUPLICATE_NUMBER(
+            "/edXMLEnvelope/edXMLHeader/MessageHeader/Code",
+            sender=h.from_.organ_id,
+            number=f"{h.code.code_number}/{h.code.code_notation}",
+            year=day.year,
+            others=", ".join(others),
+        )
+    ]
 
 
 def links_to(conn: sqlite3.Connection, document_id: str) -> list[Link]:
@@ -170,7 +186,7 @@ def insert_refusal(
     reason_en: str,
     reason_vi: str,
     actor: str,
-    replies: Iterable[OutboundReply] = (),
+    replies: Sequence[OutboundReply] = (),
 ) -> int:
     """Record that a document was refused without keeping it (R1: nothing of a secret document
     is stored but the refusal), with its 02 replies; the refusal's id."""
@@ -189,8 +205,5 @@ def insert_refusal(
         subject_id=str(refusal_id),
         detail={"direction": direction, "sender": sender, "document_id": document_id, "code": code},
     )
-    for reply in replies:
-        insert_outbound_message_with_deliveries(
-            conn, reply.message, reply.deliveries, receipt_json=None, now=at, actor=actor
-        )
+    insert_replies(conn, replies, now=at, actor=actor)
     return refusal_id

@@ -62,7 +62,7 @@ from gateway import directory, policy, statuses
 from gateway.blobs import BlobRef, BlobStore
 from gateway.calendar import Calendars, vietnam_time
 from gateway.config import Config, RouteConfig, SignaturePolicy, TrustConfig, UnknownAgencies
-from gateway.documents import Change, insert_refusal, insert_with_changes, same_number
+from gateway.documents import Change, duplicate_numbers, insert_refusal, insert_with_changes
 from gateway.interfaces import IInbound, Peer
 from gateway.ocspclient import OcspClient
 from gateway.outbound import Outbound, now_of, refusal_fault, too_large, verdict_json
@@ -380,7 +380,7 @@ class Inbound:
             message_id=message_id,
             business_type=str(int(doc.business_type)),
             ruling=ruling,
-            extra=await self._numbering(doc),
+            extra=await self._store.read(lambda c: duplicate_numbers(c, doc, direction="in")),
         )
         actor = f"{peer.kind}:{peer.name}"
         if doc.business_type is BusinessDocType.REVOKE:
@@ -420,16 +420,6 @@ class Inbound:
         )
         return receipt
 
-    async def _numbering(self, doc: Envelope) -> list[Finding]:
-        """R21: DuplicateNumber when the sender already used this number this year for another
-        document (reported with the new one, never merged with the old)."""
-        key = policy.number_key(doc)
-        if key is None:
-            return []
-        others = await self._store.read(lambda c: same_number(c, key, direction="in"))
-        found = policy.duplicate_number(doc, others)
-        return [found] if found is not None else []
-
     def _changes(self, doc: Envelope, hosted: Sequence[str]) -> list[Change]:
         """R14: what an update or a replacement does to earlier documents, per hosted agency."""
         business = doc.trace.business
@@ -461,17 +451,7 @@ class Inbound:
         """R1: record only that the document was refused, with its 02s; never raises."""
         h = doc.header
         try:
-            reason = statuses.summarise_findings(
-                fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
-            )
-            replies = await self._prepare(
-                [
-                    statuses.rejected(statuses.response_for(doc), by, at=now, reason=reason)
-                    for by in self._reporters([o.organ_id for o in h.to])
-                ],
-                h.from_.organ_id,
-                int(h.other_info.priority),
-            )
+            replies = await self._rejections(doc, fault, now)
             await self._store.write(
                 functools.partial(
                     insert_refusal,
@@ -522,18 +502,7 @@ class Inbound:
                 business_type=str(int(doc.business_type)),
                 ruling=ruling,
             )
-            reason = statuses.summarise_findings(
-                fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
-            )
-            about = statuses.response_for(doc)
-            replies = await self._prepare(
-                [
-                    statuses.rejected(about, by, at=now, reason=reason)
-                    for by in self._reporters(msg.recipients)
-                ],
-                msg.sender,
-                msg.priority,
-            )
+            replies = await self._rejections(doc, fault, now)
             await self._store.write(
                 functools.partial(
                     insert_inbound_with_replies,
@@ -554,6 +523,25 @@ class Inbound:
             sender=msg.sender,
             code=fault.code.value,
             peer=peer.name,
+        )
+
+    async def _rejections(
+        self, doc: Envelope, fault: GatewayFault, now: dt.datetime
+    ) -> list[OutboundReply]:
+        """The 02s that tell the sender why `doc` was refused, one per hosted recipient."""
+        h = doc.header
+        reason = statuses.summarise_findings(
+            fault.findings, fallback_en=fault.text_en, fallback_vi=fault.text_vi
+        )
+        about = statuses.response_for(doc)
+        recipients = list(dict.fromkeys(o.organ_id for o in h.to))
+        return await self._prepare(
+            [
+                statuses.rejected(about, by, at=now, reason=reason)
+                for by in self._reporters(recipients)
+            ],
+            h.from_.organ_id,
+            int(h.other_info.priority),
         )
 
     def _reporters(self, recipients: Sequence[str]) -> list[Organization]:

@@ -43,7 +43,7 @@ from gateway import directory, policy
 from gateway.blobs import BlobRef, BlobStore
 from gateway.calendar import Calendars, vietnam_time
 from gateway.config import Config, OfficeConfig, UnknownAgencies
-from gateway.documents import insert_refusal, same_number
+from gateway.documents import duplicate_numbers, insert_refusal
 from gateway.interfaces import IOutbound, Submitted, SubmittedDelivery
 from gateway.router import Router
 from gateway.soap import FaultCode, GatewayFault
@@ -235,13 +235,10 @@ class Outbound:
                 office=office.name,
             )
             return await self._submitted(first)
-        key = policy.number_key(doc)
-        extra = list(ruling.findings)
-        if key is not None:
-            used = await self._store.read(lambda c: same_number(c, key, direction="out"))
-            duplicate = policy.duplicate_number(doc, used)
-            if duplicate is not None:
-                extra.append(duplicate)
+        extra = [
+            *ruling.findings,
+            *await self._store.read(lambda c: duplicate_numbers(c, doc, direction="out")),
+        ]
         seal = await self.seal(sender)
         signed_ref = await self._in_pool(self._sign_and_keep, package, seal)
         msg = NewMessage(

@@ -31,7 +31,6 @@ from edxml.findings import Fault, Finding, FindingCode, Severity
 from edxml.model import Envelope
 from gateway.calendar import OfficeCalendar, vietnam_time
 from gateway.config import PolicyConfig
-from gateway.documents import NumberKey
 
 SECRET_DOCUMENT = FindingCode(
     "SecretDocument",
@@ -218,46 +217,6 @@ def late_issue(env: Envelope, calendar: OfficeCalendar, at: dt.datetime) -> Find
         signed=signed.isoformat(),
         at=vietnam_time(at).isoformat(timespec="seconds"),
         deadline=vietnam_time(deadline).isoformat(timespec="seconds"),
-    )
-
-
-# --- R21: one agency's number is unique within a year ----------------------------------------
-
-DUPLICATE_NUMBER = FindingCode(
-    "DuplicateNumber",
-    Severity.WARNING,
-    "{sender} already used number {number} of {year} for another document ({others})",
-    "{sender} đã dùng số, ký hiệu {number} năm {year} cho văn bản khác ({others})",
-)
-
-
-def number_key(env: Envelope) -> NumberKey | None:
-    """The number a new document claims; None for a revoke, update or replacement (they carry
-    their target's number)."""
-    if int(env.business_type) != 0:
-        return None
-    h = env.header
-    day = h.promulgation_info.promulgation_date
-    return NumberKey(
-        sender=h.from_.organ_id,
-        code_number=h.code.code_number or None,
-        code_notation=h.code.code_notation or None,
-        year=str(day.year) if day else None,
-        document_id=h.document_id,
-    )
-
-
-def duplicate_number(env: Envelope, others: Sequence[str]) -> Finding | None:
-    if not others:
-        return None
-    h = env.header
-    day = h.promulgation_info.promulgation_date
-    return DUPLICATE_NUMBER(
-        "/edXMLEnvelope/edXMLHeader/MessageHeader/Code",
-        sender=h.from_.organ_id,
-        number=f"{h.code.code_number}/{h.code.code_notation}",
-        year=day.year if day else "?",
-        others=", ".join(others),
     )
 
 

@@ -74,6 +74,7 @@ __all__ = [
     "insert_inbound_status",
     "insert_inbound_with_replies",
     "insert_outbound_message_with_deliveries",
+    "insert_replies",
     "latest_outbound",
     "latest_statuses",
     "mark_delivery_failed",
@@ -810,7 +811,7 @@ class OutboundReply:
     deliveries: tuple[NewDelivery, ...]
 
 
-def _insert_replies(
+def insert_replies(
     conn: sqlite3.Connection, replies: Sequence[OutboundReply], *, now: dt.datetime, actor: str
 ) -> None:
     for reply in replies:
@@ -837,7 +838,7 @@ def insert_inbound_with_replies(
         conn, msg, receipt_json=receipt_json, now=now, actor=actor, state=state, inbox_for=inbox_for
     )
     if not result.duplicate:
-        _insert_replies(conn, replies, now=now, actor=actor)
+        insert_replies(conn, replies, now=now, actor=actor)
     return result
 
 
@@ -919,7 +920,7 @@ def accept_recall(
         if status is not None:
             record_status(conn, status, now=now, actor=actor)
         withdraw_inbound(conn, target_id, now=now, actor=actor, detail={"recall": msg.id})
-        _insert_replies(conn, agreed, now=now, actor=actor)
+        insert_replies(conn, agreed, now=now, actor=actor)
         return RecallOutcome(result, True, ())
     holders = tuple(
         r[0]

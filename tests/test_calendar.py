@@ -27,7 +27,6 @@ class WorkingDayTests(SynchronousTestCase):
             self.assertFalse(CAL.is_working_day(dt.date(2026, 2, day)), f"2026-02-{day}")
         self.assertTrue(CAL.is_working_day(dt.date(2026, 2, 13)))
         self.assertTrue(CAL.is_working_day(dt.date(2026, 2, 23)))
-        self.assertIn("Tết", CAL.holiday_name(dt.date(2026, 2, 17)) or "")
 
     def test_R19_swapped_saturday_2026_08_22_is_worked_and_31_08_is_off(self) -> None:
         self.assertTrue(CAL.is_working_day(dt.date(2026, 8, 22)))
@@ -52,7 +51,6 @@ class WorkingDayTests(SynchronousTestCase):
         calendar = OfficeCalendar(config)
         self.assertFalse(calendar.is_working_day(dt.date(2027, 6, 1)))
         self.assertTrue(calendar.is_working_day(dt.date(2026, 2, 16)))
-        self.assertEqual(calendar.holiday_name(dt.date(2027, 6, 1)), "Ngày nghỉ theo cấu hình")
 
     def test_R19_without_public_holidays_only_weekdays_and_overrides(self) -> None:
         calendar = OfficeCalendar(CalendarConfig(public_holidays=PublicHolidays.NONE))
@@ -83,7 +81,7 @@ class LegalReceiptTests(SynchronousTestCase):
     def test_R19_inside_office_hours_is_the_arrival_itself(self) -> None:
         self.assertLegal(vn(2026, 3, 4, 9, 15), vn(2026, 3, 4, 9, 15))
         self.assertLegal(vn(2026, 3, 4, 7, 30), vn(2026, 3, 4, 7, 30))  # the first minute counts
-        self.assertTrue(CAL.in_office_hours(vn(2026, 3, 4, 16, 59)))
+        self.assertLegal(vn(2026, 3, 4, 16, 59), vn(2026, 3, 4, 16, 59))
 
     def test_R19_lunch_break_counts_from_the_afternoon(self) -> None:
         self.assertLegal(vn(2026, 3, 4, 11, 30), vn(2026, 3, 4, 13, 30))  # 11:30 is outside
@@ -139,14 +137,3 @@ class IssueDeadlineTests(SynchronousTestCase):
 
     def test_R9_signed_before_tet_leaves_by_the_first_morning_after(self) -> None:
         self.assertEqual(CAL.issue_deadline(dt.date(2026, 2, 13)), vn(2026, 2, 23, 11, 30))
-
-
-class DayEndsTests(SynchronousTestCase):
-    def test_day_ends_agree_with_end_of_working_day(self) -> None:
-        ends = CAL.day_ends(dt.date(2026, 1, 20), dt.date(2026, 9, 10))
-        self.assertEqual(len(ends), (dt.date(2026, 9, 10) - dt.date(2026, 1, 20)).days + 1)
-        for day, (before, after) in ends.items():
-            morning = dt.datetime.combine(day, dt.time(8, 0), tzinfo=VIETNAM)
-            evening = dt.datetime.combine(day, dt.time(17, 0), tzinfo=VIETNAM)
-            self.assertEqual(before, CAL.end_of_working_day(morning), day)
-            self.assertEqual(after, CAL.end_of_working_day(evening), day)
