@@ -91,13 +91,13 @@ class _Walker:
         out: Writable,
         exclusive: bool,
         inclusive_prefixes: Sequence[str],
-        exclude: etree._Element | None,
+        exclude: Sequence[etree._Element],
     ) -> None:
         self.out = out
         self.exclusive = exclusive
         # "#default" in an InclusiveNamespaces PrefixList names the default namespace.
         self.inclusive = {None if p == "#default" else p for p in inclusive_prefixes}
-        self.exclude = exclude
+        self.exclude = tuple(exclude)
         self.pending: list[str] = []
         self.pending_size = 0
 
@@ -170,7 +170,7 @@ class _Walker:
         self.emit(f"</{name}>")
 
     def node(self, node: etree._Element, rendered: dict[str | None, str]) -> None:
-        if node is self.exclude or isinstance(node, etree._Comment):
+        if isinstance(node, etree._Comment) or any(node is e for e in self.exclude):
             pass
         elif isinstance(node, etree._ProcessingInstruction):
             self.emit(_pi(node))
@@ -197,16 +197,23 @@ def write_document(
     *,
     exclusive: bool,
     inclusive_prefixes: Sequence[str] = (),
-    exclude: etree._Element | None = None,
+    exclude: etree._Element | Sequence[etree._Element] | None = None,
 ) -> None:
     """Write the canonical form (without comments) of `root`'s document, less `exclude`.
 
-    `exclude` (the enveloped Signature) is left out with its subtree; its tail text stays, as
-    it belongs to the parent. `inclusive_prefixes` is exclusive C14N's InclusiveNamespaces list.
+    `exclude` (the enveloped Signature, and the hops a relay appended after signing) is left out
+    with its subtree; its tail text stays, as it belongs to the parent. `inclusive_prefixes` is
+    exclusive C14N's InclusiveNamespaces list.
     """
     if root.getparent() is not None:
         raise ValueError("write_document takes the root element of a document")
-    _Walker(out, exclusive, inclusive_prefixes, exclude).document(root)
+    if exclude is None:
+        excluded: Sequence[etree._Element] = ()
+    elif isinstance(exclude, etree._Element):
+        excluded = (exclude,)
+    else:
+        excluded = exclude
+    _Walker(out, exclusive, inclusive_prefixes, excluded).document(root)
 
 
 # xml:* attributes an element inherits from ancestors outside the node-set (C14N 1.0 §2.4;

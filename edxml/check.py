@@ -191,6 +191,22 @@ def examine(
     )
 
 
+def _trace(doc: Envelope, report: Report) -> list[dict[str, Any]]:
+    """The route so far; each hop says whether the sender's seal covers it (edxml.trace)."""
+    traces = doc.trace.traces
+    sig = report.signature
+    intact = sig is not None and sig.covers_document
+    unsigned = sig.hops_after_signing if sig is not None and intact else 0
+    return [
+        {
+            "organ_id": t.organ_id,
+            "timestamp": _instant(t.timestamp),
+            "signed": intact and i < len(traces) - unsigned,
+        }
+        for i, t in enumerate(traces)
+    ]
+
+
 def _org(org: Organization) -> dict[str, str]:
     return {"organ_id": org.organ_id, "organ_name": org.organ_name}
 
@@ -225,10 +241,7 @@ def _report_json(report: Report) -> dict[str, Any]:
             business_target=doc.trace.business.document_id or None,
             due_date=_date(h.due_date),
             response_for=[r.document_id for r in h.response_for],
-            trace=[
-                {"organ_id": t.organ_id, "timestamp": _instant(t.timestamp)}
-                for t in doc.trace.traces
-            ],
+            trace=_trace(doc, report),
         )
         pdf_of = dict(report.pdfs)
         out["attachments"] = [

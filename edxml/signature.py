@@ -64,6 +64,7 @@ from edxml.findings import Fault, Finding, FindingCode, Severity
 from edxml.ocsp import OCSP_UNAVAILABLE, OcspAnswer, OcspQuery
 from edxml.paths import HEADER_PATH, element_path
 from edxml.revocation import RevocationState, revocation
+from edxml.trace import appended_hops
 
 # Trust and SignerIdentity are re-exported: callers name them `signature.Trust` and so on.
 
@@ -187,6 +188,8 @@ class SignatureVerdict:
     findings: tuple[Finding, ...] = ()
     chain: tuple[str, ...] = ()  # subjects of the verified chain, signer first, root last
     covers_document: bool = False  # the checked signature's scope is the whole document
+    # Trailing TraceHeaders relays appended after signing (edxml.trace): outside the seal.
+    hops_after_signing: int = 0
     revocation_checked: bool = False
     revocation_sources: tuple[str, ...] = ()  # "crl", "ocsp": what the revocation verdict rests on
     # Certificates of the verified chain that an OCSP responder could still be asked about.
@@ -214,6 +217,7 @@ class SignatureVerdict:
             "certificates": self.certificates,
             "chain": list(self.chain),
             "covers_document": self.covers_document,
+            "hops_after_signing": self.hops_after_signing,
             "revocation_checked": self.revocation_checked,
             "revocation_sources": list(self.revocation_sources),
             "findings": [f.to_json() for f in self.findings],
@@ -462,6 +466,7 @@ class _Examination:
         self.leaf: x509.Certificate | None = None
         self.scope_broken = False
         self.unreadable = False
+        self.hops_after_signing = 0
 
     # -- findings
 
@@ -491,6 +496,7 @@ class _Examination:
             signer=_identity(self.leaf),
             certificates=self.cert_count,
             findings=tuple(self.findings),
+            hops_after_signing=self.hops_after_signing,
             **extra,
         )
 
@@ -823,14 +829,23 @@ class _Examination:
                 "Signature verification failed: the SignatureValue does"
                 " not match SignedInfo under the certificate's key",
             )
-        sink = _DigestSink(digest_algorithm_implementations[digest](), keep=SIGNED_DATA_MAX)
         exclusive, prefixes = reference_c14n
-        c14n.write_document(
-            self.root, sink, exclusive=exclusive, inclusive_prefixes=prefixes, exclude=signature
-        )
-        if not hmac.compare_digest(sink.hash.finalize(), expected):
-            return self._altered(where, 'Digest mismatch for the reference (URI="")')
-        return sink.kept()
+        # The document as received first; then without the hops relays may have appended since
+        # it was signed, the newest first (edxml.trace): each try is one canonical pass.
+        hops = appended_hops(self.root)
+        for count in range(len(hops) + 1):
+            sink = _DigestSink(digest_algorithm_implementations[digest](), keep=SIGNED_DATA_MAX)
+            c14n.write_document(
+                self.root,
+                sink,
+                exclusive=exclusive,
+                inclusive_prefixes=prefixes,
+                exclude=(signature, *hops[:count]),
+            )
+            if hmac.compare_digest(sink.hash.finalize(), expected):
+                self.hops_after_signing = count
+                return sink.kept()
+        return self._altered(where, 'Digest mismatch for the reference (URI="")')
 
     def _altered(self, where: str, detail: str) -> SignatureVerdict:
         self.findings.append(

@@ -33,7 +33,7 @@ import os
 import re
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
@@ -155,12 +155,12 @@ class Secret:
 
 class Transport(enum.Enum):
     SOAP = "soap"  # our own exchange face on a peer node or axis
-    VXP = "vxp"  # national axis REST (shared/docs/vxp.md): parsed, not usable yet
+    VXP = "vxp"  # national axis REST (shared/docs/vxp.md): gateway.vxptransport
     LOCAL = "local"  # hosted on this node: no network hop
     EDOC_HUB = "edoc-hub"  # BKAV-style provincial SOAP hub: parsed, not usable yet
 
 
-USABLE_TRANSPORTS: Final = frozenset({Transport.SOAP, Transport.LOCAL})
+USABLE_TRANSPORTS: Final = frozenset({Transport.SOAP, Transport.LOCAL, Transport.VXP})
 
 
 class SignaturePolicy(enum.Enum):
@@ -188,6 +188,9 @@ class NodeConfig:
     exchange_url: str  # what other nodes use to reach the exchange face
     tls: TlsConfig  # the exchange face's mutual TLS (ca: the CAs whose clients are accepted)
     office_tls: TlsConfig | None = None
+    # An axis role: envelopes and statuses for agencies not hosted here are forwarded along the
+    # routes, with this node's TraceHeader (organ_id) appended; loops are refused.
+    relay: bool = False
 
     @property
     def db_path(self) -> Path:
@@ -281,6 +284,13 @@ class RouteConfig:
     # SHA-256 of the peer node's TLS certificate(s): when any route names some, the exchange
     # face accepts only those nodes, not everyone whose certificate chains to tls_ca.
     peer_fingerprints: tuple[str, ...] = ()
+    # vxp: the centre code the axis operator issued, its HMAC secret, and the pull loop.
+    system_id: str | None = None
+    secret: Secret | None = attrs.field(default=None, repr=False)
+    pull_interval: float | None = 30.0  # seconds between inbox listings; None: no pull loop
+    directory_sync: float | None = None  # seconds between agency-list syncs; None: off
+    # R20: an axis whose clock is further off than this is a finding in `gateway status`.
+    max_clock_skew: float = 120.0
 
     @property
     def organ_ids(self) -> tuple[str, ...]:
@@ -644,6 +654,7 @@ class _Section:
 _NODE_KEYS = (
     "name",
     "organ_id",
+    "relay",
     "data_dir",
     "office_listen",
     "exchange_listen",
@@ -677,6 +688,13 @@ _ROUTE_KEYS = (
     "max_concurrency",
     "timeout",
     "peer_fingerprints",
+    "system_id",
+    "secret",
+    "secret_file",
+    "secret_env",
+    "pull_interval",
+    "directory_sync",
+    "max_clock_skew",
 )
 _TRUST_KEYS = (
     "roots",
@@ -938,6 +956,14 @@ class _Loader:
             )
         if name is None or office_listen is None or exchange_listen is None or tls is None:
             return None
+        relay = s.choice("relay", Switch, Switch.OFF) is Switch.ON
+        if relay and organ_id is None:
+            s.problem(
+                "relay",
+                "on",
+                "organ_id set too: a relay writes it into every envelope it forwards",
+                "đặt cả organ_id: nút chuyển tiếp ghi mã này vào mọi gói tin nó chuyển",
+            )
         if office_url is None or exchange_url is None:
             return None
         return NodeConfig(
@@ -950,6 +976,7 @@ class _Loader:
             exchange_url,
             tls,
             office_tls,
+            relay,
         )
 
     def endpoint(self, s: _Section, key: str, *, allow_unix: bool) -> str | None:
@@ -1043,10 +1070,14 @@ class _Loader:
         push_url = s.url("push_url")
         return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
 
-    def secret(self, s: _Section, name: str) -> tuple[Secret | None, str | None]:
-        """A token from `token`, `token_file` or `token_env` of section `name`, and where it
-        came from; every problem recorded."""
-        sources = [k for k in ("token", "token_file", "token_env") if s.has(k)]
+    def secret(
+        self, s: _Section, name: str, stem: str = "token"
+    ) -> tuple[Secret | None, str | None]:
+        """A token from `token`, `token_file` or `token_env` of section `name` (or `secret`,
+        `secret_file`, `secret_env` with that `stem`), and where it came from; every problem
+        recorded."""
+        inline, in_file, in_env = stem, f"{stem}_file", f"{stem}_env"
+        sources = [k for k in (inline, in_file, in_env) if s.has(k)]
         token: Secret | None = None
         source: str | None = None
         if len(sources) > 1:
@@ -1054,24 +1085,24 @@ class _Loader:
                 s.problem(
                     key,
                     None,
-                    "only one of token, token_file, token_env",
-                    "chỉ một trong token, token_file, token_env",
+                    f"only one of {inline}, {in_file}, {in_env}",
+                    f"chỉ một trong {inline}, {in_file}, {in_env}",
                 )
-        elif sources == ["token"]:
-            token, source = self.token_value(s, "token", s.text("token") or ""), "inline"
+        elif sources == [inline]:
+            token, source = self.token_value(s, inline, s.text(inline) or ""), "inline"
             self.warnings.append(
                 Problem(
                     name,
-                    "token",
+                    inline,
                     None,
-                    "token_file or token_env: an inline secret ends up "
+                    f"{in_file} or {in_env}: an inline secret ends up "
                     "in backups and version control",
-                    "token_file hoặc token_env: khóa bí mật "
+                    f"{in_file} hoặc {in_env}: khóa bí mật "
                     "ghi trực tiếp sẽ lọt vào bản sao lưu và kho mã nguồn",
                 )
             )
-        elif sources == ["token_file"]:
-            path = s.path("token_file")
+        elif sources == [in_file]:
+            path = s.path(in_file)
             assert path is not None
             source = f"file:{path}"
             if self.check_files:
@@ -1079,25 +1110,25 @@ class _Loader:
                     raw = path.read_text(encoding="utf-8")
                 except (OSError, UnicodeDecodeError):
                     s.problem(
-                        "token_file",
+                        in_file,
                         _shown(str(path)),
                         "a readable UTF-8 file holding the token",
                         "một tệp UTF-8 đọc được chứa mã truy cập",
                     )
                 else:
-                    token = self.token_value(s, "token_file", raw)
-        elif sources == ["token_env"]:
-            variable = s.text("token_env") or ""
+                    token = self.token_value(s, in_file, raw)
+        elif sources == [in_env]:
+            variable = s.text(in_env) or ""
             source = f"env:{variable}"
             if variable not in self.environ:
                 s.problem(
-                    "token_env",
+                    in_env,
                     _shown(variable),
                     "the name of a set environment variable",
                     "tên một biến môi trường đã được đặt",
                 )
             else:
-                token = self.token_value(s, "token_env", self.environ[variable])
+                token = self.token_value(s, in_env, self.environ[variable])
         return token, source
 
     def token_value(self, s: _Section, key: str, raw: str) -> Secret | None:
@@ -1137,7 +1168,12 @@ class _Loader:
                     "*.G22 or * (a '*' stands for whole segments)",
                     "mã định danh hoặc mẫu như 000.00.*.H23, *.G22, * ('*' thay cho cả nhóm)",
                 )
-        url = s.url("url", https=True) if transport is Transport.SOAP else s.text("url")
+        if transport is Transport.SOAP:
+            url = s.url("url", https=True)
+        elif transport is Transport.VXP:
+            url = s.url("url", required=True)
+        else:
+            url = s.text("url")
         tls = self.tls(s, "", required=False)
         if transport is Transport.LOCAL:
             if not raw_patterns:
@@ -1177,6 +1213,13 @@ class _Loader:
             if tls is None and node is not None:
                 # Same client identity as our own exchange face unless the peer wants another.
                 tls = node.tls
+        elif transport is Transport.VXP and not raw_patterns:
+            s.problem(
+                "organ_ids",
+                None,
+                "OrganIds or patterns the axis serves (e.g. * for every other agency)",
+                "mã định danh hoặc mẫu mà trục phục vụ (ví dụ * cho mọi cơ quan khác)",
+            )
         signature = s.choice(
             "require_envelope_signature", SignaturePolicy, SignaturePolicy.REQUIRED
         )
@@ -1189,6 +1232,7 @@ class _Loader:
             "a duration such as 30s or 2m",
             "thời lượng như 30s hoặc 2m",
         )
+        vxp = self.vxp(s, name) if transport is Transport.VXP else {}
         peers: list[str] = []
         for raw in _split_list(s.text("peer_fingerprints") or ""):
             value = _normal_fingerprint(raw)
@@ -1214,7 +1258,57 @@ class _Loader:
             concurrency,
             timeout,
             tuple(peers),
+            **vxp,
         )
+
+    def vxp(self, s: _Section, name: str) -> dict[str, Any]:
+        """The national axis keys of a vxp route (shared/docs/vxp.md §2)."""
+        system_id = s.text("system_id", required=True)
+        if system_id is not None and (
+            not system_id.isascii() or any(c.isspace() for c in system_id)
+        ):
+            s.problem(
+                "system_id",
+                _shown(system_id),
+                "the centre code the axis operator issued (ASCII, no spaces)",
+                "mã trung tâm do đơn vị vận hành trục cấp (ASCII, không khoảng trắng)",
+            )
+        secret, _ = self.secret(s, name, stem="secret")
+        if secret is None and not any(s.has(k) for k in ("secret", "secret_file", "secret_env")):
+            s.problem(
+                "secret_file",
+                None,
+                "the HMAC secret of the system: secret_file or secret_env",
+                "khóa bí mật HMAC của hệ thống: secret_file hoặc secret_env",
+            )
+
+        def every(key: str, default: float | None) -> float | None:
+            raw = s.text(key)
+            if raw is not None and raw.strip().lower() == "off":
+                return None
+            found: float | None = s.convert(
+                key,
+                _positive(parse_duration),
+                default,
+                "a duration such as 30s or 24h, or off",
+                "thời lượng như 30s hoặc 24h, hoặc off",
+            )
+            return found
+
+        skew = s.convert(
+            "max_clock_skew",
+            _positive(parse_duration),
+            120.0,
+            "a duration such as 2m",
+            "thời lượng như 2m",
+        )
+        return {
+            "system_id": system_id,
+            "secret": secret,
+            "pull_interval": every("pull_interval", 30.0),
+            "directory_sync": every("directory_sync", None),
+            "max_clock_skew": skew,
+        }
 
     def cross_checks(
         self,

@@ -259,7 +259,8 @@ class Dispatcher:
                 recipient=delivery.recipient,
                 route=delivery.route,
                 kind=message.kind,
-                blob_sha256=message.blob_sha256,
+                blob_sha256=message.payload_sha256,
+                sender=message.sender,
                 priority_rank=delivery.priority_rank,
                 attempt=delivery.attempts,
             )
@@ -268,7 +269,7 @@ class Dispatcher:
                     self._reactor,
                     self._reactor.getThreadPool(),
                     self._blobs.read,
-                    message.blob_sha256,
+                    message.payload_sha256,
                 )
                 send = awaitable_receipt(transport.deliver(package, payload))
                 self._sends[delivery.id] = send

@@ -42,6 +42,7 @@ from gateway.tls import fingerprint, peer_certificate
 __all__ = ["CappedRequest", "ExchangeResource", "exchange_site", "normal_fingerprint"]
 
 _PACKAGE = f"{{{soap.EXCHANGE_NS}}}Package"
+_RECIPIENT = f"{{{soap.EXCHANGE_NS}}}Recipient"
 
 
 def normal_fingerprint(text: str) -> str:
@@ -150,8 +151,8 @@ class ExchangeResource(Resource):
             peer_fp = peer.fingerprint
             body = self._body(request)
             action = _header(request, b"soapaction")
-            version, package = await self._run(self._decode, body, content_type, action)
-            receipt = await self._inbound.accept(package, peer)
+            version, package, recipients = await self._run(self._decode, body, content_type, action)
+            receipt = await self._inbound.accept(package, peer, recipients or None)
             return soap.ok_response(version, soap.deliver_response(receipt))
         except GatewayFault as refusal:
             self.log.info(
@@ -207,7 +208,7 @@ class ExchangeResource(Resource):
 
     def _decode(
         self, body: IO[bytes], content_type: str | None, action: str | None
-    ) -> tuple[SoapVersion, bytes]:
+    ) -> tuple[SoapVersion, bytes, tuple[str, ...]]:
         parsed = soap.parse_request(
             body, content_type, action, limits=self._request_limits, payload=_PACKAGE
         )
@@ -221,14 +222,17 @@ class ExchangeResource(Resource):
                 f"the package of {len(data)} bytes exceeds the limit of {self._limits.max_bytes}",
                 f"Gói tin {len(data)} byte vượt quá giới hạn {self._limits.max_bytes} byte",
             )
-        return parsed.version, data
+        recipients = tuple(
+            dict.fromkeys((e.text or "").strip() for e in parsed.body_element.iterfind(_RECIPIENT))
+        )
+        return parsed.version, data, recipients
 
     async def _run(
-        self, fn: Callable[..., tuple[SoapVersion, bytes]], *args: Any
-    ) -> tuple[SoapVersion, bytes]:
+        self, fn: Callable[..., tuple[SoapVersion, bytes, tuple[str, ...]]], *args: Any
+    ) -> tuple[SoapVersion, bytes, tuple[str, ...]]:
         if self._reactor is None:
             return fn(*args)
-        result: tuple[SoapVersion, bytes] = await deferToThreadPool(
+        result: tuple[SoapVersion, bytes, tuple[str, ...]] = await deferToThreadPool(
             self._reactor, self._reactor.getThreadPool(), fn, *args
         )
         return result

@@ -52,7 +52,7 @@ from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 from twisted.python.threadpool import ThreadPool
 
-from edxml import signature
+from edxml import signature, trace
 from edxml.check import Report, examine
 from edxml.codes import BusinessDocType, ReceiverType, StatusCode
 from edxml.errors import EdxmlError
@@ -70,6 +70,7 @@ from gateway.router import Router
 from gateway.soap import FaultCode, GatewayFault, Receipt, format_time
 from gateway.store import (
     InboxTimes,
+    NewDelivery,
     NewMessage,
     NewStatus,
     OutboundReply,
@@ -135,6 +136,14 @@ _WITHDRAWN_UNSEEN: Final = (
 )
 
 
+def _not_hosted(organ_id: str) -> GatewayFault:
+    return GatewayFault(
+        FaultCode.UNKNOWN_RECIPIENT,
+        f"Recipient {organ_id} is not hosted on this node",
+        f"Cơ quan nhận {organ_id} không được phục vụ tại nút này",
+    )
+
+
 def _signature_fault(
     code: FaultCode, en: str, vi: str, findings: Sequence[Finding]
 ) -> GatewayFault:
@@ -190,7 +199,9 @@ class Inbound:
 
     # --- the pipeline ---
 
-    async def accept(self, package: bytes, peer: Peer) -> Receipt:
+    async def accept(
+        self, package: bytes, peer: Peer, recipients: Sequence[str] | None = None
+    ) -> Receipt:
         limits = self._config.limits
         if len(package) > limits.max_envelope_bytes:
             raise too_large(len(package), limits.max_envelope_bytes)
@@ -207,18 +218,69 @@ class Inbound:
             # Nothing readable: no sender to tell, no header to record.
             raise refusal_fault(report)
         if isinstance(doc, StatusPacket):
-            return await self._accept_status(package, doc, report, peer, now)
+            return await self._accept_status(package, doc, report, peer, now, recipients)
         ruling = policy.rule(doc, self._config.policy, self._calendars.of(None), now)
         if ruling.secret is not None:
             # R1: nothing of it is kept but the fact of its refusal.
             secret = GatewayFault.from_findings([ruling.secret])
             await self._refuse_unkept(doc, peer, now, secret)
             raise secret
-        fault = self._judge(doc, report) or await self._known_sender(doc, now)
+        addressed = self._addressed(doc, recipients, peer)
+        fault = (
+            self._judge(doc, report)
+            or (addressed if isinstance(addressed, GatewayFault) else None)
+            or await self._known_sender(doc, now)
+        )
         if fault is not None:
             await self._refuse(package, doc, report, ruling, peer, now, fault)
             raise fault
-        return await self._commit(package, doc, report, ruling, peer, now)
+        assert not isinstance(addressed, GatewayFault)
+        return await self._commit(package, doc, report, ruling, peer, now, addressed)
+
+    def _addressed(
+        self, doc: Envelope, asked: Sequence[str] | None, peer: Peer
+    ) -> tuple[NewDelivery, ...] | GatewayFault:
+        """Who this node takes the envelope for: every hosted addressee gets it in the inbox
+        (returned: nothing more to do), and on a relay the asked-for addressees hosted elsewhere
+        are forwarded (returned: one delivery each). A refusal when it is for nobody here, for
+        somebody it is not addressed to, when a route is missing, or when it went round in a
+        loop (this node's OrganId already in its trace)."""
+        to = list(dict.fromkeys(o.organ_id for o in doc.header.to))
+        strangers = [o for o in asked or () if o not in to]
+        if strangers:
+            return GatewayFault(
+                FaultCode.RULE_VIOLATION,
+                f"{strangers[0]} is not an addressee of the envelope",
+                f"{strangers[0]} không phải cơ quan nhận của gói tin",
+            )
+        wanted = list(asked) if asked else to
+        hosted = [o for o in to if self._config.hosts(o)]
+        node = self._config.node
+        if not node.relay:
+            if hosted:
+                return ()
+            return _not_hosted(wanted[0])
+        if peer.kind != "local" and node.organ_id in {t.organ_id for t in doc.trace.traces}:
+            return GatewayFault(
+                FaultCode.RULE_VIOLATION,
+                f"Routing loop: the envelope has already passed through {node.organ_id}",
+                f"Vòng lặp chuyển tiếp: gói tin đã từng đi qua {node.organ_id}",
+            )
+        forwards: list[NewDelivery] = []
+        unknown: list[GatewayFault] = []
+        for organ_id in wanted:
+            if self._config.hosts(organ_id):
+                continue
+            try:
+                forwards.append(NewDelivery(organ_id, self._router.route_for(organ_id).name))
+            except GatewayFault as refusal:
+                unknown.append(refusal)
+        # Asked for by name, every one must be served; otherwise those that can be are.
+        if unknown and (asked or not (hosted or forwards)):
+            return unknown[0]
+        for missing in unknown:
+            self.log.warn("relay cannot forward: {why}", why=missing.text_en)
+        return tuple(forwards)
 
     def _inbox_times(self, organ_id: str, now: dt.datetime) -> InboxTimes:
         """R19: the legal receipt time under the recipient's own office hours, and the end of
@@ -261,14 +323,6 @@ class Inbound:
         fault = self._signature_policy(sender, route, report)
         if fault is not None:
             return fault
-        for to in doc.header.to:
-            if not self._config.hosts(to.organ_id):
-                # Relaying onwards is not this node's job yet.
-                return GatewayFault(
-                    FaultCode.UNKNOWN_RECIPIENT,
-                    f"Recipient {to.organ_id} is not hosted on this node",
-                    f"Cơ quan nhận {to.organ_id} không được phục vụ tại nút này",
-                )
         return None
 
     def _signature_policy(
@@ -317,6 +371,28 @@ class Inbound:
 
     async def _keep(self, package: bytes) -> BlobRef:
         return await self._in_pool(self._blobs.put, package)
+
+    async def _onward(self, package: bytes, message_id: str) -> BlobRef:
+        """The bytes a relay forwards: the envelope as received, our TraceHeader appended."""
+        organ_id = self._config.node.organ_id
+        assert organ_id is not None  # configuration demands it of a relay
+        try:
+            onward = await self._in_pool(
+                trace.append_hop,
+                package,
+                organ_id,
+                self.now(),
+                limits=self._config.limits.xml_limits(),
+            )
+        except trace.TraceNotWritable as exc:
+            # Forwarded as received: the route misses one hop, the content loses nothing.
+            self.log.warn(
+                "envelope {message_id} forwarded without our hop: {why}",
+                message_id=message_id,
+                why=exc.message_en,
+            )
+            onward = package
+        return await self._keep(onward)
 
     def _message(
         self,
@@ -368,6 +444,7 @@ class Inbound:
         ruling: policy.Ruling,
         peer: Peer,
         now: dt.datetime,
+        forwards: tuple[NewDelivery, ...] = (),
     ) -> Receipt:
         ref = await self._keep(package)
         message_id = str(uuid.uuid4())
@@ -382,10 +459,15 @@ class Inbound:
             ruling=ruling,
             extra=await self._store.read(lambda c: duplicate_numbers(c, doc, direction="in")),
         )
+        if forwards:
+            msg = attrs.evolve(
+                msg, forward_blob=await self._onward(package, msg.id), forwards=forwards
+            )
         actor = f"{peer.kind}:{peer.name}"
-        if doc.business_type is BusinessDocType.REVOKE:
-            return await self._recall_envelope(doc, msg, receipt, actor, now)
         hosted = [o for o in msg.recipients if self._config.hosts(o)]
+        # A relay that hosts none of the addressees only passes a recall on.
+        if doc.business_type is BusinessDocType.REVOKE and hosted:
+            return await self._recall_envelope(doc, msg, receipt, actor, now)
         about = statuses.response_for(doc)
         replies = await self._prepare(
             [statuses.arrived(about, statuses.reporter(self._config, o), at=now) for o in hosted],
@@ -417,6 +499,7 @@ class Inbound:
             sender=msg.sender,
             peer=peer.name,
             statuses=len(replies),
+            forwarded_to=[d.recipient for d in msg.forwards],
         )
         return receipt
 
@@ -688,8 +771,64 @@ class Inbound:
 
     # --- status packets ---
 
+    async def _relay_status(
+        self,
+        package: bytes,
+        doc: StatusPacket,
+        report: Report,
+        peer: Peer,
+        now: dt.datetime,
+        targets: Sequence[str],
+    ) -> Receipt:
+        """A status for an agency hosted elsewhere, on a relay: kept as received (a status packet
+        has no trace list to append to) and forwarded, one delivery per target."""
+        forwards = []
+        for organ_id in dict.fromkeys(targets):
+            forwards.append(NewDelivery(organ_id, self._router.route_for(organ_id).name))
+        ref = await self._keep(package)
+        message_id = str(uuid.uuid4())
+        receipt = Receipt(str(uuid.uuid4()), message_id, now)
+        msg = NewMessage(
+            id=message_id,
+            direction="in",
+            kind="status",
+            sender=doc.from_.organ_id,
+            document_id=doc.response_for.document_id,
+            business_type=doc.status_code.value,
+            blob=ref,
+            arrived_at=now,
+            verdict_json=verdict_json(report),
+            forwards=tuple(forwards),
+        )
+        result = await self._store.write(
+            functools.partial(
+                insert_inbound_status,
+                msg=msg,
+                status=None,
+                receipt_json=_receipt_json(receipt),
+                now=now,
+                actor=f"{peer.kind}:{peer.name}",
+            )
+        )
+        if result.duplicate:
+            return _receipt_from_json(result.receipt_json, result.message_id, duplicate=True)
+        self.log.info(
+            "status {code} from {reporter} relayed to {targets}",
+            code=doc.status_code.value,
+            reporter=msg.sender,
+            targets=[d.recipient for d in forwards],
+            peer=peer.name,
+        )
+        return receipt
+
     async def _accept_status(
-        self, package: bytes, doc: StatusPacket, report: Report, peer: Peer, now: dt.datetime
+        self,
+        package: bytes,
+        doc: StatusPacket,
+        report: Report,
+        peer: Peer,
+        now: dt.datetime,
+        asked: Sequence[str] | None = None,
     ) -> Receipt:
         sig = report.signature
         sig_findings = set(sig.findings) if sig is not None else set()
@@ -699,6 +838,11 @@ class Inbound:
         reporter = doc.from_.organ_id
         document_id = doc.response_for.document_id
         recall = doc.status_code is StatusCode.RECALL_REQUESTED
+        # A status goes to the document's sender (ResponseFor), a recall (13) the other way,
+        # to whom only the hand-over names.
+        targets = list(asked or ()) or ([] if recall else [doc.response_for.organ_id])
+        if self._config.node.relay and targets and not any(self._config.hosts(t) for t in targets):
+            return await self._relay_status(package, doc, report, peer, now, targets)
         if recall:
             finder = functools.partial(received_from, document_id=document_id, organ_id=reporter)
         else:

@@ -9,7 +9,7 @@ is tested alone and composed by `service`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 
 import attrs
 from zope.interface import Interface
@@ -60,6 +60,7 @@ class OutboundPackage:
     blob_sha256: str
     priority_rank: int
     attempt: int
+    sender: str = ""  # the OrganId the package is from (an axis may want it named)
 
 
 @attrs.frozen
@@ -84,8 +85,14 @@ class PermanentFailure(Exception):
 
 
 class IInbound(Interface):
-    def accept(package: bytes, peer: Peer) -> Awaitable[Receipt]:
+    def accept(
+        package: bytes, peer: Peer, recipients: Sequence[str] | None = None
+    ) -> Awaitable[Receipt]:
         """Judge, store durably and acknowledge one envelope or status packet.
+
+        `recipients` are the OrganIds the peer hands it over for (the exchange face's Recipient
+        elements, an axis item's `to`); None: every addressee. Hosted ones get it in their
+        inboxes; on a relay, the others are forwarded.
 
         Raises gateway.soap.GatewayFault for a refusal (after recording it and queueing status
         02 to the sender when the sender is known). A resent envelope returns the first receipt

@@ -474,6 +474,39 @@ CREATE TABLE issued_numbers (
 ) STRICT, WITHOUT ROWID;
 """
 
+# The axes (issue #6). A relayed envelope keeps the exact bytes it arrived with and, beside them,
+# the bytes it leaves with (our TraceHeader appended). What the pull loop saw of each axis item,
+# so an auditor can follow an axis docId to the stored message, and the clock of each axis.
+_V6 = """
+ALTER TABLE messages ADD COLUMN forward_sha256 TEXT
+    CHECK (forward_sha256 IS NULL OR length(forward_sha256) = 64);
+
+CREATE TABLE axis_items (
+    route          TEXT NOT NULL,
+    axis_id        TEXT NOT NULL,
+    message_type   TEXT NOT NULL CHECK (message_type IN ('edoc', 'status')),
+    sender         TEXT,
+    recipient      TEXT,
+    first_seen_at  TEXT NOT NULL,
+    fetch_attempts INTEGER NOT NULL DEFAULT 0,
+    outcome        TEXT CHECK (outcome IS NULL OR outcome IN ('accepted', 'duplicate', 'refused')),
+    message_id     TEXT,
+    detail         TEXT,
+    stored_at      TEXT,
+    acked_status   TEXT CHECK (acked_status IS NULL OR acked_status IN ('done', 'fail')),
+    acked_at       TEXT,
+    PRIMARY KEY (route, axis_id)
+) STRICT, WITHOUT ROWID;
+CREATE INDEX axis_items_unacked ON axis_items (route) WHERE acked_at IS NULL;
+
+CREATE TABLE axis_clock (
+    route              TEXT PRIMARY KEY,
+    offset_seconds     REAL NOT NULL,
+    round_trip_seconds REAL NOT NULL,
+    measured_at        TEXT NOT NULL
+) STRICT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
@@ -482,6 +515,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         5, "regulation rules: statistics columns, legal receipt, links, directory, numbers", _V5
     ),
+    Migration(6, "axes: relayed bytes, axis items pulled, axis clocks", _V6),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

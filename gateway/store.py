@@ -160,6 +160,10 @@ class NewMessage:
     # R19: the legal receipt time per hosted recipient (each agency keeps its own hours), and
     # when its office system's pickup is due (the end of that working day).
     legal_received: tuple[InboxTimes, ...] = ()
+    # A relay's onward bytes (our TraceHeader appended; committed like `blob`), and the
+    # recipients it forwards them to, one delivery each.
+    forward_blob: BlobRef | None = None
+    forwards: tuple[NewDelivery, ...] = ()
 
 
 @attrs.frozen
@@ -186,7 +190,13 @@ class MessageRecord:
     paper_required: int
     late_issue: int
     due_date: str | None
+    forward_sha256: str | None
     recipients: tuple[str, ...]
+
+    @property
+    def payload_sha256(self) -> str:
+        """What leaves this node for the message: the relayed bytes, else the stored ones."""
+        return self.forward_sha256 or self.blob_sha256
 
 
 @attrs.frozen
@@ -586,7 +596,8 @@ def verify_audit_chain(conn: sqlite3.Connection) -> list[AuditProblem]:
 _MESSAGE_COLUMNS = (
     "id, direction, kind, sender, document_id, business_type, code_number, code_notation,"
     " promulgation_date, subject, priority, state, blob_sha256, size, verdict_json, receipt_json,"
-    " arrived_at, created_at, legal_validity, paper_required, late_issue, due_date"
+    " arrived_at, created_at, legal_validity, paper_required, late_issue, due_date,"
+    " forward_sha256"
 )
 _MESSAGE_FIELDS = tuple(c.strip() for c in _MESSAGE_COLUMNS.split(","))
 
@@ -619,8 +630,8 @@ def _insert_message(
         "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
         " code_number, code_notation, promulgation_date, subject, priority, state, blob_sha256,"
         " size, verdict_json, receipt_json, arrived_at, created_at, legal_validity,"
-        " paper_required, late_issue, due_date, arrived_day)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " paper_required, late_issue, due_date, arrived_day, forward_sha256)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (direction, sender, document_id, business_type, kind)"
         " WHERE kind = 'envelope' AND state <> 'rejected' DO NOTHING",
         (
@@ -647,6 +658,7 @@ def _insert_message(
             int(msg.late_issue),
             msg.due_date,
             msg.arrived_at.astimezone(VIETNAM).date().isoformat(),
+            msg.forward_blob.sha256 if msg.forward_blob is not None else None,
         ),
     )
     if cursor.rowcount == 0:
@@ -700,6 +712,7 @@ def insert_inbound_message(
             subject_id=first.message_id,
             detail={"resent_as": msg.id, "blob_sha256": msg.blob.sha256},
         )
+        _forward_again(conn, first.message_id, msg, now=now, actor=actor)
         return first
     if state == "received":
         # A status packet has no recipients: it reaches an inbox only when named (a recall 13).
@@ -717,6 +730,7 @@ def insert_inbound_message(
             " VALUES (?, ?, ?, ?)",
             rows,
         )
+        _queue(conn, msg.id, msg.forwards, msg.priority, now=now, actor=actor)
     append_audit(
         conn,
         at=now,
@@ -734,6 +748,63 @@ def insert_inbound_message(
         },
     )
     return InsertResult(msg.id, False, receipt_json)
+
+
+def _queue(
+    conn: sqlite3.Connection,
+    message_id: str,
+    deliveries: Sequence[NewDelivery],
+    priority: int,
+    *,
+    now: dt.datetime,
+    actor: str,
+    due_at: dt.datetime | None = None,
+) -> list[str]:
+    """One queued delivery per recipient not already holding one; the recipients queued."""
+    now_text = utc_text(now)
+    rank = min(max(priority, 0), 3)
+    due_text = utc_text(due_at or now)
+    queued = []
+    for delivery in deliveries:
+        cursor = conn.execute(
+            "INSERT INTO deliveries (message_id, recipient, route, state, next_attempt_at,"
+            " priority_rank, due_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)"
+            " ON CONFLICT (message_id, recipient) DO NOTHING",
+            (message_id, delivery.recipient, delivery.route, now_text, rank, due_text, now_text),
+        )
+        if cursor.rowcount == 0:
+            continue
+        queued.append(delivery.recipient)
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="queued",
+            subject_type="delivery",
+            subject_id=str(cursor.lastrowid),
+            detail={
+                "message_id": message_id,
+                "recipient": delivery.recipient,
+                "route": delivery.route,
+            },
+        )
+    return queued
+
+
+def _forward_again(
+    conn: sqlite3.Connection, first_id: str, msg: NewMessage, *, now: dt.datetime, actor: str
+) -> None:
+    """A relayed package that came once more, asked for recipients the first copy was not:
+    they are queued too (the first copy's onward bytes serve them)."""
+    if not msg.forwards:
+        return
+    if msg.forward_blob is not None:
+        conn.execute(
+            "UPDATE messages SET forward_sha256 = ? WHERE id = ? AND forward_sha256 IS NULL",
+            (msg.forward_blob.sha256, first_id),
+        )
+    priority = conn.execute("SELECT priority FROM messages WHERE id = ?", (first_id,)).fetchone()
+    _queue(conn, first_id, msg.forwards, priority[0], now=now, actor=actor)
 
 
 def insert_outbound_message_with_deliveries(
@@ -766,23 +837,7 @@ def insert_outbound_message_with_deliveries(
             detail={"resent_as": msg.id},
         )
         return first
-    rank = min(max(msg.priority, 0), 3)
-    due_text = utc_text(due_at or now)
-    for delivery in deliveries:
-        cursor = conn.execute(
-            "INSERT INTO deliveries (message_id, recipient, route, state, next_attempt_at,"
-            " priority_rank, due_at, updated_at) VALUES (?, ?, ?, 'queued', ?, ?, ?, ?)",
-            (msg.id, delivery.recipient, delivery.route, now_text, rank, due_text, now_text),
-        )
-        append_audit(
-            conn,
-            at=now,
-            actor=actor,
-            action="queued",
-            subject_type="delivery",
-            subject_id=str(cursor.lastrowid),
-            detail={"message_id": msg.id, "recipient": delivery.recipient, "route": delivery.route},
-        )
+    _queue(conn, msg.id, deliveries, msg.priority, now=now, actor=actor, due_at=due_at)
     append_audit(
         conn,
         at=now,
@@ -845,7 +900,7 @@ def insert_inbound_with_replies(
 def insert_inbound_status(
     conn: sqlite3.Connection,
     msg: NewMessage,
-    status: NewStatus,
+    status: NewStatus | None,
     *,
     receipt_json: str,
     now: dt.datetime,
@@ -853,7 +908,8 @@ def insert_inbound_status(
 ) -> InsertResult:
     """A status packet as a message (its bytes, its receipt) and as a line of the history of the
     document it reports on, together: neither exists without the other. The same bytes again
-    from the same sender are a resend: the first receipt, and no second history line."""
+    from the same sender are a resend: the first receipt, and no second history line. A relay
+    holds no such document (`status` None): the packet is kept and forwarded (`msg.forwards`)."""
     first = conn.execute(
         "SELECT id, receipt_json FROM messages WHERE kind = 'status' AND direction = 'in'"
         " AND sender = ? AND blob_sha256 = ?",
@@ -869,9 +925,11 @@ def insert_inbound_status(
             subject_id=first[0],
             detail={"resent_as": msg.id},
         )
+        _forward_again(conn, first[0], msg, now=now, actor=actor)
         return InsertResult(message_id=first[0], duplicate=True, receipt_json=first[1])
     result = insert_inbound_message(conn, msg, receipt_json=receipt_json, now=now, actor=actor)
-    record_status(conn, status, now=now, actor=actor)
+    if status is not None:
+        record_status(conn, status, now=now, actor=actor)
     return result
 
 

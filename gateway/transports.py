@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any
 
 import attrs
@@ -57,12 +57,15 @@ __all__ = [
 RESPONSE_LIMITS = Limits(max_bytes=1 << 20, max_depth=32, max_elements=10_000)
 
 
-def deliver_request(payload: bytes) -> bytes:
-    """The SOAP 1.1 `Deliver` request carrying `payload` (the exact stored bytes) as base64."""
+def deliver_request(payload: bytes, recipients: Sequence[str] = ()) -> bytes:
+    """The SOAP 1.1 `Deliver` request carrying `payload` (the exact stored bytes) as base64,
+    for `recipients` (none: every addressee)."""
     element = etree.Element(f"{{{EXCHANGE_NS}}}Deliver", nsmap={"gw": EXCHANGE_NS})
     etree.SubElement(element, f"{{{EXCHANGE_NS}}}Package").text = base64.b64encode(payload).decode(
         "ascii"
     )
+    for organ_id in recipients:
+        etree.SubElement(element, f"{{{EXCHANGE_NS}}}Recipient").text = organ_id
     return soap.envelope(SoapVersion.SOAP11, element)
 
 
@@ -91,7 +94,9 @@ class LocalTransport:
 
     async def deliver(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
         try:
-            receipt = await self._inbound.accept(payload, Peer(kind="local", name="local"))
+            receipt = await self._inbound.accept(
+                payload, Peer(kind="local", name="local"), (package.recipient,)
+            )
         except GatewayFault as fault:
             return outcome_of_fault(fault)
         except CancelledError:
@@ -194,10 +199,10 @@ class SoapTransport:
         agent = Agent(reactor, contextFactory=ClientPolicy(material), pool=pool)
         self._http = HTTPClient(agent)
 
-    async def _post(self, payload: bytes) -> tuple[int, bytes]:
+    async def _post(self, payload: bytes, recipient: str) -> tuple[int, bytes]:
         response = await self._http.post(
             self._url,
-            data=deliver_request(payload),
+            data=deliver_request(payload, (recipient,)),
             headers=Headers(
                 {
                     "Content-Type": [SoapVersion.SOAP11.content_type],
@@ -209,7 +214,9 @@ class SoapTransport:
         return response.code, body
 
     async def deliver(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
-        attempt: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(self._post(payload))
+        attempt: Deferred[tuple[int, bytes]] = Deferred.fromCoroutine(
+            self._post(payload, package.recipient)
+        )
         expired: list[bool] = []
 
         def expire() -> None:

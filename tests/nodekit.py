@@ -86,6 +86,7 @@ def config_text(
     remote_signature: str = "required",
     max_envelope: str = "150MB",
     extra: str = "",
+    node_extra: str = "",
 ) -> str:
     def path(entry: devpki.Issued, what: str) -> str:
         return str(getattr(entry, f"{what}_path"))
@@ -107,7 +108,7 @@ exchange_url = https://127.0.0.1:8443/exchange
 tls_cert = {path(pki.node, "chain")}
 tls_key = {path(pki.node, "key")}
 tls_ca = {path(pki.root, "cert")}
-
+{node_extra}
 {agencies}
 [office:dev]
 token_file = office.token
@@ -157,6 +158,7 @@ class NodeKit:
         remote_signature: str = "required",
         max_envelope: str = "150MB",
         extra: str = "",
+        node_extra: str = "",
     ) -> NodeKit:
         directory = directory.resolve()
         (directory / "data").mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,11 @@ class NodeKit:
         (directory / "office.token").write_text(OFFICE_TOKEN)
         (directory / "h23.token").write_text(H23_TOKEN)
         text = config_text(
-            pki, remote_signature=remote_signature, max_envelope=max_envelope, extra=extra
+            pki,
+            remote_signature=remote_signature,
+            max_envelope=max_envelope,
+            extra=extra,
+            node_extra=node_extra,
         )
         config = loads(text, base_dir=directory, environ={})
         store = Store.open(config.node.data_dir / "gateway.sqlite3", reactor=reactor)

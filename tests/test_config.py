@@ -314,7 +314,19 @@ class ErrorTests(SynchronousTestCase):
                 "route:local",
                 "transport",
             ),
-            (BASE + "\n[route:axis]\ntransport = vxp\norgan_ids = *\n", "route:axis", "transport"),
+            (BASE + "\n[route:axis]\ntransport = vxp\norgan_ids = *\n", "route:axis", "system_id"),
+            (
+                BASE + "\n[route:axis]\ntransport = vxp\nurl = http://a/x\nsystem_id = s\n"
+                "secret = short\norgan_ids = *\n",
+                "route:axis",
+                "secret",
+            ),
+            (
+                BASE + "\n[route:axis]\ntransport = vxp\nurl = http://a/x\nsystem_id = s\n"
+                "secret_env = NOT_SET_ANYWHERE_42\norgan_ids = *\npull_interval = often\n",
+                "route:axis",
+                "pull_interval",
+            ),
             (
                 BASE + "\n[route:hub]\ntransport = edoc-hub\norgan_ids = *\n",
                 "route:hub",
@@ -404,7 +416,7 @@ class ErrorTests(SynchronousTestCase):
             .replace("exchange_listen = tcp:0", "exchange_listen = ssl:0")
             .replace("data/pki/a.key", "data/pki/none.key")
             .replace("000.00.00.H23, 000.00.01.H23", "000.00.00.H23, 000.00.09.H23")
-            + "\n[route:axis]\ntransport = vxp\norgan_ids = *\n"
+            + "\n[route:axis]\ntransport = edoc-hub\norgan_ids = *\n"
             + "\n[retry]\nschedule = often\nmax_atempts = 3\n"
             + "\n[extra]\n"
         )

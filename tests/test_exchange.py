@@ -10,7 +10,7 @@ import http.client
 import os
 import ssl
 import tracemalloc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,10 +40,14 @@ PAYLOAD = "<edXMLEnvelope>Công văn số 12/UBND-VP</edXMLEnvelope>".encode()
 class RecordingInbound:
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Peer]] = []
+        self.recipients: list[Sequence[str] | None] = []
         self.error: Exception | None = None
         self.on_accept: Callable[[], object] = lambda: None
 
-    async def accept(self, package: bytes, peer: Peer) -> Receipt:
+    async def accept(
+        self, package: bytes, peer: Peer, recipients: Sequence[str] | None = None
+    ) -> Receipt:
+        self.recipients.append(recipients)
         self.on_accept()
         self.received.append((package, peer))
         if self.error is not None:
@@ -92,12 +96,12 @@ class ExchangeFaceTests(TestCase):
         self.addCleanup(session.close)
         return session
 
-    async def zeep_deliver(self, url: str, payload: bytes) -> Any:
+    async def zeep_deliver(self, url: str, payload: bytes, **kw: Any) -> Any:
         def call() -> Any:
             transport = zeep.Transport(session=self.session())
             try:
                 client = zeep.Client(url + "?wsdl", transport=transport)
-                return client.service.Deliver(Package=payload)
+                return client.service.Deliver(Package=payload, **kw)
             finally:
                 transport.session.close()
 
@@ -121,6 +125,12 @@ class ExchangeFaceTests(TestCase):
         [(package, peer)] = self.inbound.received
         self.assertEqual(package, PAYLOAD)
         self.assertEqual(peer, Peer("node", "node-a", self.pki.node.fingerprint))
+        self.assertEqual(self.inbound.recipients, [None])  # no Recipient: every addressee
+
+    async def test_zeep_names_the_recipients_of_a_hand_over(self) -> None:
+        url = await self.serve(known=frozenset({self.pki.node.fingerprint}))
+        await self.zeep_deliver(url, PAYLOAD, Recipient=["000.00.00.G22", "000.00.00.G09"])
+        self.assertEqual(self.inbound.recipients, [("000.00.00.G22", "000.00.00.G09")])
 
     async def test_wsdl_names_this_address(self) -> None:
         url = await self.serve()

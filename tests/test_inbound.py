@@ -197,14 +197,30 @@ class InboundTests(TestCase):
         fault = await self.refused(data)
         self.assertIs(fault.code, FaultCode.UNTRUSTED_SIGNER)
 
-    async def test_recipient_hosted_elsewhere_is_unknown_recipient(self) -> None:
+    async def test_an_addressee_hosted_elsewhere_is_someone_elses(self) -> None:
+        # One envelope to agencies on two nodes: each node takes it for its own.
         data = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23, REMOTE_G09])
-        fault = await self.refused(data)
+        receipt = await self.inbound.accept(data, PEER)
+        inbox = await self.kit.read(st.pending_inbox, organ_ids=[HOSTED_H23], limit=10)
+        self.assertEqual([i.message.id for i in inbox], [receipt.message_id])
+        self.assertEqual(await self.kit.read(st.deliveries_for, message_id=receipt.message_id), [])
+        [(to, packet)] = await self.statuses_out()
+        self.assertEqual((to, packet.status_code), (REMOTE_G22, StatusCode.ARRIVED))
+
+    async def test_an_envelope_for_nobody_here_is_unknown_recipient(self) -> None:
+        fault = await self.refused(self.kit.signed_envelope(REMOTE_G22, [REMOTE_G09]))
         self.assertIs(fault.code, FaultCode.UNKNOWN_RECIPIENT)
         self.assertIn(REMOTE_G09, fault.text_en)
-        # H23 was addressed and is hosted: it tells the sender why.
-        [(_, packet)] = await self.statuses_out()
-        self.assertIs(packet.status_code, StatusCode.REJECTED)
+
+    async def test_a_hand_over_for_a_non_addressee_is_refused(self) -> None:
+        data = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23])
+        try:
+            await self.inbound.accept(data, PEER, [HOSTED_VP])
+        except GatewayFault as fault:
+            self.assertIs(fault.code, FaultCode.RULE_VIOLATION)
+            self.assertIn(HOSTED_VP, fault.text_en)
+        else:
+            self.fail("accepted a hand-over for an agency the envelope is not addressed to")
 
     async def test_too_large_is_refused_before_parsing(self) -> None:
         kit = self.make_kit(max_envelope="1KB")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from typing import Any
 
 from zope.interface import implementer
@@ -38,9 +39,13 @@ class RecordingInbound:
 
     def __init__(self) -> None:
         self.received: list[tuple[bytes, Peer]] = []
+        self.recipients: list[Sequence[str] | None] = []
         self.answer: Receipt | GatewayFault | defer.Deferred[Receipt] = RECEIPT
 
-    async def accept(self, package: bytes, peer: Peer) -> Receipt:
+    async def accept(
+        self, package: bytes, peer: Peer, recipients: Sequence[str] | None = None
+    ) -> Receipt:
+        self.recipients.append(recipients)
         self.received.append((package, peer))
         if isinstance(self.answer, GatewayFault):
             raise self.answer
@@ -87,6 +92,8 @@ class SoapTransportTests(TestCase):
         self.assertEqual(package, PAYLOAD)
         self.assertEqual(peer.kind, "node")
         self.assertEqual(peer.fingerprint, self.ours.node.fingerprint)
+        # The hand-over names the delivery's recipient (a relay forwards to that one).
+        self.assertEqual(self.inbound.recipients, [(PACKAGE.recipient,)])
 
     async def test_duplicate_is_success_with_the_first_receipt(self) -> None:
         url = await self.serve(self.ours)
