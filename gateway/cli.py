@@ -210,7 +210,9 @@ def status(config_path: Path, as_json: bool) -> None:
         "exchange_url": conf.node.exchange_url,
         "agencies": [{"organ_id": a.organ_id, "name": a.name} for a in conf.agencies],
         "routes": [{"name": r.name, "transport": r.transport.value} for r in conf.routes],
+        "relay": conf.node.relay,
         **views.summary(conn),
+        "axes": views.axes(conn, conf.routes),
     }
 
     def human(p: dict[str, Any]) -> None:
@@ -220,6 +222,15 @@ def status(config_path: Path, as_json: bool) -> None:
         depths = ", ".join(f"{k} {v}" for k, v in sorted(p["deliveries"].items())) or "empty"
         click.echo(f"  deliveries: {depths}")
         click.echo(f"  inbox pending: {p['inbox_pending']}; audit rows: {p['audit_rows']}")
+        for a in p["axes"]:
+            clock = a["clock"]
+            offset = f"{clock['offset_seconds']:+.1f}s" if clock else "not measured yet"
+            click.echo(
+                f"  axis {a['route']}: clock {offset}; unsettled {a['items_unsettled']},"
+                f" unacknowledged {a['items_unacknowledged']}"
+            )
+            for f in a["findings"]:
+                click.echo(f"    ! {f['code']}: {f['message_en']} / {f['message_vi']}")
 
     emit(payload, as_json, human)
 
@@ -628,8 +639,9 @@ def _org_text(org: dict[str, str] | None) -> str:
 
 
 from gateway.clirules import COMMANDS  # noqa: E402 (they share clikit, not this module)
+from gateway.clisim import COMMANDS as SIMULATORS  # noqa: E402
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, *SIMULATORS):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

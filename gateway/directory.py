@@ -12,7 +12,8 @@ node works before its directory is loaded.
 
 An import is all or nothing: every problem of the file is reported (with its line or item) and
 nothing is written unless there is none. Rows are upserted by OrganId; `source` says where they
-came from (a file name, or later an axis' directory sync).
+came from (a file name, or `axis:<route>` for an axis' agency list, `sync_from_axis`, which
+never overrides an imported entry).
 """
 
 from __future__ import annotations
@@ -268,7 +269,12 @@ def _row(agency: Agency, now: dt.datetime) -> tuple[Any, ...]:
 
 
 def import_agencies(
-    conn: sqlite3.Connection, agencies: Iterable[Agency], *, now: dt.datetime, actor: str
+    conn: sqlite3.Connection,
+    agencies: Iterable[Agency],
+    *,
+    now: dt.datetime,
+    actor: str,
+    audit: bool = True,
 ) -> tuple[int, int]:
     """Upsert `agencies` by OrganId with one audit row per import; (added, changed)."""
     added = changed = 0
@@ -289,6 +295,8 @@ def import_agencies(
             changed += 1
         else:
             added += 1
+    if not audit:
+        return added, changed
     append_audit(
         conn,
         at=now,
@@ -369,3 +377,107 @@ def refusal(organ_id: str, known: Agency | None, day: dt.date, *, role: str) -> 
         f"The {role} {organ_id} ({known.name}) exists only from {since}",
         f"{role_vi.capitalize()} {organ_id} ({known.name}) chỉ có hiệu lực từ {since}",
     )
+
+
+# --- sync from an axis (issue #6) ---------------------------------------------------------------
+
+# An axis answer that suddenly lists far fewer agencies than the last one is a broken answer
+# (a partial dump, an error page parsed leniently), not half the state apparatus dissolving.
+SHRINK_REFUSED_BELOW: Final = 0.5
+
+
+@attrs.frozen
+class AxisAgency:
+    """One entry of an axis agency list (VXP getAgenciesList: code, name, id, pid)."""
+
+    code: str
+    name: str
+    id: str | None = None
+    pid: str | None = None
+
+
+@attrs.frozen
+class SyncResult:
+    added: int
+    changed: int
+    removed: int
+    kept_local: int  # entries the axis lists but a local import overrides
+    skipped: int  # entries with no valid OrganId or no name
+    refused: str | None = None  # why nothing was written, if so
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def axis_source(route: str) -> str:
+    return f"axis:{route}"
+
+
+def sync_from_axis(
+    conn: sqlite3.Connection,
+    route: str,
+    entries: Sequence[AxisAgency],
+    *,
+    now: dt.datetime,
+    actor: str,
+) -> SyncResult:
+    """Merge an axis' agency list into the directory, in one transaction.
+
+    Local entries (imported from a file) win: the axis never overwrites them. The axis' own
+    entries are upserted and those it no longer lists are removed. A list much shorter than the
+    last one from the same axis is refused whole (SHRINK_REFUSED_BELOW) and audited."""
+    source = axis_source(route)
+    by_id = {e.id: e.code for e in entries if e.id}
+    local = {
+        r[0] for r in conn.execute("SELECT organ_id FROM agencies WHERE source <> ?", (source,))
+    }
+    ours = {r[0] for r in conn.execute("SELECT organ_id FROM agencies WHERE source = ?", (source,))}
+    wanted: dict[str, Agency] = {}
+    skipped = kept = 0
+    for entry in entries:
+        code, name = entry.code.strip(), nfc(entry.name.strip())
+        if not organid.is_valid(code) or not name:
+            skipped += 1
+            continue
+        if code in local:
+            kept += 1
+            continue
+        parsed = organid.ClassicOrganId.try_parse(code)
+        parent = by_id.get(entry.pid) if entry.pid else None
+        if parent is None and parsed is not None and parsed.parent is not None:
+            parent = str(parsed.parent)
+        wanted[code] = Agency(
+            organ_id=code,
+            name=name,
+            parent=parent,
+            level=parsed.level if parsed is not None else None,
+            source=source,
+        )
+    if ours and len(wanted) < len(ours) * SHRINK_REFUSED_BELOW:
+        why = f"the axis listed {len(wanted)} agencies where it listed {len(ours)} before"
+        append_audit(
+            conn,
+            at=now,
+            actor=actor,
+            action="directory-sync-refused",
+            subject_type="directory",
+            subject_id=source,
+            detail={"listed": len(wanted), "before": len(ours)},
+        )
+        return SyncResult(0, 0, 0, kept, skipped, refused=why)
+    added, changed = import_agencies(conn, wanted.values(), now=now, actor=actor, audit=False)
+    gone = sorted(ours - set(wanted))
+    conn.executemany(
+        "DELETE FROM agencies WHERE organ_id = ? AND source = ?", [(c, source) for c in gone]
+    )
+    result = SyncResult(added, changed, len(gone), kept, skipped)
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action="directory-sync",
+        subject_type="directory",
+        subject_id=source,
+        detail=result.to_json(),
+    )
+    return result

@@ -23,7 +23,7 @@ from gateway.soap import Receipt
 class Peer:
     """Who handed us a package: a node over mutual TLS, this node itself, or an office system."""
 
-    kind: str  # "node" | "local" | "office"
+    kind: str  # "node" | "axis" (pulled from a route's axis) | "local" | "office"
     name: str  # route name, office name, or "local"
     fingerprint: str | None = None  # SHA-256 of the TLS client certificate, if any
 

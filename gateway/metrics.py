@@ -12,6 +12,7 @@ Served only when [metrics] names a token, and only to a caller presenting it as 
 * gateway_refusals_unkept{direction}: refusals stored without the document (R1);
 * gateway_certificate_expiry_seconds{role,of,subject}: seconds until each configured or trusted
   certificate expires (negative once expired), as `gateway certs check` reads them at start;
+* gateway_axis_clock_offset_seconds{route} (R20) and gateway_axis_items_unsettled{route}.
 * gateway_ocsp_answers_cached and gateway_up.
 """
 
@@ -116,6 +117,25 @@ def render(
         labels = {"role": cert.role, "of": cert.of or "", "subject": cert.subject}
         left = (cert.not_after - now).total_seconds()
         out.append(_line("gateway_certificate_expiry_seconds", labels, left))
+    family(
+        "gateway_axis_clock_offset_seconds",
+        "gauge",
+        "How far an axis' clock is ahead of ours (R20), from its answers' Date headers.",
+    )
+    for route, offset, _, _ in conn.execute(
+        "SELECT route, offset_seconds, round_trip_seconds, measured_at FROM axis_clock"
+        " ORDER BY route"
+    ):
+        out.append(_line("gateway_axis_clock_offset_seconds", {"route": route}, offset))
+    family(
+        "gateway_axis_items_unsettled",
+        "gauge",
+        "Items an axis lists for us that are not stored here yet (not downloadable, or failing).",
+    )
+    for route, count in conn.execute(
+        "SELECT route, count(*) FROM axis_items WHERE outcome IS NULL GROUP BY 1 ORDER BY 1"
+    ):
+        out.append(_line("gateway_axis_items_unsettled", {"route": route}, count))
     for name, labels, value in extra:
         out.append(_line(name, labels, value))
     return "\n".join(out) + "\n"

@@ -67,16 +67,23 @@ T = TypeVar("T")
 MAX_VERDICT_FINDINGS: Final = 50
 
 
+MAX_VERDICT_TRACE = 32
+
+
 def now_of(clock: IReactorTime) -> dt.datetime:
     return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC)
 
 
 def verdict_json(report: Report, *, extra: Sequence[Finding] = ()) -> str:
-    """The stored verdict: the report without the bulky parts (trace list, a long tail of
-    findings), with the gateway's own findings (`extra`: the regulation's rules) first; the
-    exact bytes are in the blob for anyone who needs more."""
+    """The stored verdict: the report without the bulky parts (a long trace list or tail of
+    findings cut short), with the gateway's own findings (`extra`: the regulation's rules) first;
+    the exact bytes are in the blob for anyone who needs more. The route so far (the trace list,
+    each hop marked as under the sender's seal or not) is what an auditor asks first."""
     data = report.to_json()
-    data.pop("trace", None)
+    trace = data.get("trace")
+    if trace is not None and len(trace) > MAX_VERDICT_TRACE:
+        data["trace"] = trace[:MAX_VERDICT_TRACE]
+        data["trace_omitted"] = len(trace) - MAX_VERDICT_TRACE
     findings = [f.to_json() for f in extra] + data.get("findings", [])
     data["findings"] = findings
     if len(findings) > MAX_VERDICT_FINDINGS:

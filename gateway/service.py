@@ -21,9 +21,10 @@ from twisted.web.resource import Resource
 from twisted.web.server import Site
 
 from gateway import certcheck
+from gateway.axis import AxisClock, AxisPuller, DirectorySync, VxpTransport
 from gateway.blobs import BlobStore
 from gateway.calendar import OfficeCalendar
-from gateway.config import Config, Transport
+from gateway.config import Config, RouteConfig, Transport
 from gateway.dispatch import Dispatcher
 from gateway.exchange import ExchangeResource, exchange_site
 from gateway.inbound import Inbound
@@ -37,6 +38,7 @@ from gateway.soap import request_limit
 from gateway.store import Store
 from gateway.tls import TlsMaterial, server_options
 from gateway.transports import LocalTransport, SoapTransport
+from gateway.vxpclient import VxpClient
 
 
 def tls_material(config: Config, route_tls: Any = None) -> TlsMaterial:
@@ -56,6 +58,8 @@ class Node:
         self.ports: dict[str, Any] = {}
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
+        self.axis_loops: list[AxisPuller | DirectorySync] = []
+        self.axis_clock: AxisClock | None = None
         self.pool = ThreadPool(minthreads=1, maxthreads=4, name="edxml-cpu")
 
     async def start(self) -> None:
@@ -80,6 +84,7 @@ class Node:
             ocsp=ocsp,
         )
         transports: dict[str, ITransport] = {}
+        self.axis_clock = AxisClock(self.store, clock=reactor)
         for route in config.routes:
             if route.transport is Transport.LOCAL:
                 transports[route.name] = LocalTransport(inbound)
@@ -87,6 +92,15 @@ class Node:
                 transports[route.name] = SoapTransport(
                     route, tls_material(config, route.tls), reactor=reactor
                 )
+            elif route.transport is Transport.VXP:
+                client = self._vxp_client(route)
+                transports[route.name] = VxpTransport(route, client, clock=reactor)
+                if route.pull_interval is not None:
+                    self.axis_loops.append(
+                        AxisPuller(route, client, inbound, self.store, clock=reactor)
+                    )
+                if route.directory_sync is not None:
+                    self.axis_loops.append(DirectorySync(route, client, self.store, clock=reactor))
         self.dispatcher = Dispatcher(
             self.store,
             blobs,
@@ -99,6 +113,10 @@ class Node:
             ack_due=OfficeCalendar(config.calendar).end_of_working_day,
         )
         await self.dispatcher.start()
+        for loop in self.axis_loops:
+            if isinstance(loop, AxisPuller):
+                loop.set_after_round(self.dispatcher.poke)
+            loop.start()
         known, peer_names = config.known_peers()
         exchange = ExchangeResource(
             inbound,
@@ -158,9 +176,23 @@ class Node:
         )
         return WithMetrics(office, metrics)
 
+    def _vxp_client(self, route: RouteConfig) -> VxpClient:
+        assert route.url is not None and route.system_id is not None and route.secret is not None
+        return VxpClient(
+            route.url,
+            route.system_id,
+            route.secret.reveal().encode(),
+            reactor=self.reactor,
+            timeout=route.timeout,
+            max_edoc_bytes=self.config.limits.max_envelope_bytes,
+            clock_observer=self.axis_clock.observer(route) if self.axis_clock else None,
+        )
+
     async def stop(self) -> None:
         for port in self.ports.values():
             await port.stopListening()
+        for loop in self.axis_loops:
+            await loop.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.store is not None:

@@ -13,7 +13,7 @@ import sqlite3
 from typing import Any
 
 from edxml.model import VN_TZ
-from gateway import documents, store
+from gateway import axis, documents, store
 
 
 def local_time(value: str | None) -> str | None:
@@ -28,6 +28,52 @@ def _rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]
     cur = conn.execute(sql, args)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
+    """Per vxp route: the axis clock (R20: a finding beyond the route's max_clock_skew) and the
+    pull loop's items still unsettled or unacknowledged."""
+    clocks = {r[0]: r for r in axis.clock_readings(conn)}
+    out = []
+    for route in routes:
+        if route.transport.value != "vxp":
+            continue
+        reading = clocks.get(route.name)
+        pending = conn.execute(
+            "SELECT count(*) FILTER (WHERE outcome IS NULL),"
+            " count(*) FILTER (WHERE outcome IS NOT NULL AND acked_at IS NULL),"
+            " max(fetch_attempts) FILTER (WHERE outcome IS NULL)"
+            " FROM axis_items WHERE route = ?",
+            (route.name,),
+        ).fetchone()
+        entry: dict[str, Any] = {
+            "route": route.name,
+            "max_clock_skew_seconds": route.max_clock_skew,
+            "clock": None,
+            "findings": [],
+            "items_unsettled": pending[0],
+            "items_unacknowledged": pending[1],
+            "most_fetch_attempts": pending[2] or 0,
+        }
+        if reading is not None:
+            _, offset, round_trip, measured = reading
+            entry["clock"] = {
+                "offset_seconds": round(offset, 3),
+                "round_trip_seconds": round(round_trip, 3),
+                "measured_at": local_time(measured),
+            }
+            if abs(offset) > route.max_clock_skew:
+                entry["findings"].append(
+                    {
+                        "code": "AxisClockSkew",
+                        "message_en": f"The clock of {route.name} is {offset:+.0f} s off ours"
+                        f" (more than {route.max_clock_skew:g} s)",
+                        "message_vi": f"Đồng hồ của {route.name} lệch {offset:+.0f} giây so với"
+                        f" cổng (quá {route.max_clock_skew:g} giây)",
+                    }
+                )
+        out.append(entry)
+    return out
 
 
 def summary(conn: sqlite3.Connection) -> dict[str, Any]:
@@ -150,6 +196,22 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     out["changes"] = [
         {"organ_id": organ, "change": change, "by_message_id": by, "at": local_time(at)}
         for organ, change, by, at in documents.changes_of(conn, message.id)
+    ]
+    # Issue #6: the route it took (the trace list as received) and, if it came from an axis'
+    # inbox, the axis items that carried it.
+    verdict = out.get("verdict") or {}
+    out["trace"] = verdict.get("trace", [])
+    out["axis_items"] = [
+        {
+            "route": i.route,
+            "axis_id": i.axis_id,
+            "first_seen_at": local_time(i.first_seen_at),
+            "fetch_attempts": i.fetch_attempts,
+            "outcome": i.outcome,
+            "acked_status": i.acked_status,
+            "acked_at": local_time(i.acked_at) if i.acked_at else None,
+        }
+        for i in axis.axis_items(conn, message_id=message.id)
     ]
     return out
 

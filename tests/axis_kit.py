@@ -1,0 +1,269 @@
+"""Four real processes on loopback for the axis end-to-end tests (issue #6):
+
+    A (agency node, province Hà Nam: hosts 000.00.00.H23)
+      ──soap, mutual TLS──▶ P (the provincial axis: a relay node hosting nobody, OrganId RELAY)
+      ──vxp──▶ the VXP simulator (`gateway simulate vxp`, the national axis)
+      ──vxp pull──▶ B (agency node, province Hưng Yên: hosts 000.00.00.H40)
+
+P's system on the national axis registers H23 (P speaks for its province); B's registers H40.
+Statuses from B go back the same way: B uploads them, the simulator routes them to the system of
+the document's sender (P), P pulls them and forwards them to A over soap.
+
+Every node is `gateway run` in its own subprocess (tests.e2e_kit.Node), the simulator too; the
+simulator's control face (/_sim/) sets faults and shows what it holds.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import attrs
+import requests
+
+try:
+    from tests.e2e_kit import H23, H40, NAMES, STOP_TIMEOUT, Node, free_port, gateway
+except ImportError:  # tests/ itself on sys.path (no package __init__)
+    from e2e_kit import (  # type: ignore[no-redef, import-not-found]
+        H23,
+        H40,
+        NAMES,
+        STOP_TIMEOUT,
+        Node,
+        free_port,
+        gateway,
+    )
+
+RELAY = "000.00.99.H23"  # the provincial axis node's own OrganId (its TraceHeader)
+SYSTEM_P = "sys.hanam.lgsp"
+SYSTEM_B = "sys.hungyen.qlvb"
+SECRETS = {SYSTEM_P: "p-secret-0123456789abcdef", SYSTEM_B: "b-secret-0123456789abcdef"}
+PULL_EVERY = "1s"
+
+_COMMON = """
+[trust]
+roots = data/pki/root.pem
+
+[limits]
+office_rate = 0
+exchange_rate = 0
+
+[retry]
+schedule = 1s, 1s, 2s
+jitter = 0.1
+max_attempts = 40
+"""
+
+
+def _node_section(node: Node, extra: str = "") -> str:
+    return f"""
+[node]
+name = Node {node.name}
+data_dir = data
+office_listen = tcp:{node.office_port}:interface=127.0.0.1
+office_url = {node.office_url}
+exchange_listen = tcp:{node.exchange_port}:interface=127.0.0.1
+exchange_url = {node.exchange_url}
+tls_cert = data/pki/node.pem
+tls_key = data/pki/node.key
+tls_ca = data/pki/root.pem
+{extra}"""
+
+
+def _agency(node: Node) -> str:
+    return f"""
+[agency:{node.organ_id}]
+name = {NAMES[node.organ_id]}
+signing_key = data/pki/{node.organ_id}.key
+signing_cert = data/pki/{node.organ_id}.pem
+
+[office:{node.office}]
+token_file = data/office.token
+organ_ids = {node.organ_id}
+
+[route:local]
+transport = local
+organ_ids = {node.organ_id}
+"""
+
+
+def _vxp_route(url: str, system: str, secret_file: str) -> str:
+    return f"""
+[route:national]
+transport = vxp
+url = {url}
+system_id = {system}
+secret_file = {secret_file}
+organ_ids = *
+pull_interval = {PULL_EVERY}
+timeout = 5s
+"""
+
+
+@attrs.define
+class Simulator:
+    """`gateway simulate vxp` in a subprocess, and its control face."""
+
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""  # the adapter endpoint, as the nodes' routes name it
+
+    @property
+    def root(self) -> str:
+        return self.url.split("/XrdAdapter", 1)[0]
+
+    def write_systems(self) -> Path:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        systems = []
+        for system, agencies in ((SYSTEM_P, [H23]), (SYSTEM_B, [H40])):
+            secret = self.directory / f"{system}.secret"
+            secret.write_text(SECRETS[system])
+            systems.append({"system_id": system, "secret_file": str(secret), "agencies": agencies})
+        path = self.directory / "systems.json"
+        path.write_text(json.dumps({"systems": systems}))
+        agencies = [{"code": code, "name": NAMES[code], "id": code, "pid": ""} for code in NAMES]
+        (self.directory / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
+        return path
+
+    def start(self) -> None:
+        systems = self.write_systems()
+        err = (self.directory / "sim.stderr").open("wb")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "simulate",
+                "vxp",
+                "--listen",
+                "127.0.0.1:0",
+                "--systems",
+                str(systems),
+                "--agencies",
+                str(self.directory / "agencies.json"),
+                "--state-file",
+                str(self.directory / "state.json"),
+            ],
+            cwd=self.directory,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            raise AssertionError(f"simulator did not start:\n{self.stderr()}")
+        self.url = json.loads(line)["listening"]
+
+    def stop(self) -> int | None:
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                return process.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        return process.wait()
+
+    def stderr(self) -> str:
+        try:
+            return (self.directory / "sim.stderr").read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no stderr)"
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        return session
+
+    def state(self) -> Any:
+        with self._session() as s:
+            return s.get(f"{self.root}/_sim/state", timeout=10).json()
+
+    def faults(self, **faults: Any) -> Any:
+        with self._session() as s:
+            answer = s.post(f"{self.root}/_sim/faults", json=faults, timeout=10)
+            answer.raise_for_status()
+            return answer.json()
+
+
+@attrs.define
+class AxisWorld:
+    a: Node
+    p: Node
+    b: Node
+    sim: Simulator
+
+    def start(self) -> None:
+        self.sim.start()
+        for node in (self.a, self.p, self.b):
+            self.configure(node)
+            node.start()
+
+    def configure(self, node: Node) -> None:
+        node.conf.write_text(self.config_text(node), encoding="utf-8")
+
+    def config_text(self, node: Node) -> str:
+        if node is self.a:
+            return (
+                _node_section(node)
+                + _agency(node)
+                + f"""
+[route:province]
+transport = soap
+url = {self.p.exchange_url}
+organ_ids = *
+timeout = 10s
+"""
+                + _COMMON
+            )
+        if node is self.p:
+            return (
+                _node_section(node, f"organ_id = {RELAY}\nrelay = on\n")
+                + f"""
+[route:hanam]
+transport = soap
+url = {self.a.exchange_url}
+organ_ids = {H23}
+timeout = 10s
+"""
+                + _vxp_route(self.sim.url, SYSTEM_P, str(self.sim.directory / f"{SYSTEM_P}.secret"))
+                + _COMMON
+            )
+        return (
+            _node_section(node)
+            + _agency(node)
+            + _vxp_route(self.sim.url, SYSTEM_B, str(self.sim.directory / f"{SYSTEM_B}.secret"))
+            + _COMMON
+        )
+
+    def stop(self) -> None:
+        for node in (self.a, self.p, self.b):
+            node.stop()
+        self.sim.stop()
+
+
+def make_world(base: Path) -> AxisWorld:
+    """Directories, configurations and dev PKI (one CA for all three nodes) for the four
+    processes; nothing runs yet. The simulator URL is not known before it starts, so the
+    configurations written here carry a placeholder that `start` replaces."""
+    base = base.resolve()
+    a = Node("A", base / "a", H23, "a", free_port(), free_port())
+    p = Node("P", base / "p", RELAY, "p", free_port(), free_port())
+    b = Node("B", base / "b", H40, "b", free_port(), free_port())
+    world = AxisWorld(a, p, b, Simulator(base / "sim"))
+    world.sim.url = "http://127.0.0.1:9/XrdAdapter/adapter"  # until it runs
+    world.sim.write_systems()
+    for node in (a, p, b):
+        node.directory.mkdir(parents=True, exist_ok=True)
+        world.configure(node)
+    first = gateway(a, "init", "--json")
+    for node in (p, b):
+        gateway(node, "init", "--ca-dir", first["ca_dir"], "--json")
+    return world
