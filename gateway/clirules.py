@@ -16,6 +16,7 @@ from gateway.clikit import (
     EX_CONFIG,
     EX_DATAERR,
     EX_NOINPUT,
+    EX_UNAVAILABLE,
     emit,
     load_config,
     open_store,
@@ -84,6 +85,82 @@ def directory_import(config_path: Path, file: Path, fmt: str | None, as_json: bo
         as_json,
         lambda p: click.echo(f"{p['added']} added, {p['changed']} changed from {p['source']}"),
     )
+
+
+@directory.command(
+    "sync",
+    epilog="Exit codes: 0 merged, 65 the axis' list was refused (it shrank suddenly), 69 the"
+    " axis did not answer, 78 no such vxp route.",
+)
+@CONFIG_OPTION
+@click.option("--route", "route_name", default=None, help="The vxp route (default: the first).")
+@JSON_OPTION
+def directory_sync(config_path: Path, route_name: str | None, as_json: bool) -> None:
+    """Fetch the agency list of a vxp route's axis now and merge it into the directory; entries
+    imported locally win."""
+    from twisted.internet import task
+    from twisted.internet.defer import Deferred
+
+    from gateway import admin
+    from gateway import directory as agencies
+    from gateway.config import Transport
+    from gateway.vxpclient import VxpClient, VxpRefused, VxpUnavailable
+
+    _, db = _writable_store(config_path)
+    conf = load_config(config_path)  # with its files: the route's secret is read from one
+    routes = [
+        r for r in conf.routes if r.transport is Transport.VXP and route_name in (None, r.name)
+    ]
+    if not routes:
+        click.echo(f"no vxp route {route_name or ''}".rstrip(), err=True)
+        sys.exit(EX_CONFIG)
+    route = routes[0]
+    fetched: list[Any] = []
+    failed: list[str] = []
+
+    async def fetch(reactor: Any) -> None:
+        assert route.url and route.system_id and route.secret  # config demands them of vxp
+        client = VxpClient(
+            route.url,
+            route.system_id,
+            route.secret.reveal().encode(),
+            reactor=reactor,
+            timeout=route.timeout,
+        )
+        try:
+            fetched.extend(await client.agencies())
+        except (VxpUnavailable, VxpRefused) as exc:
+            failed.append(str(exc))
+
+    try:
+        task.react(lambda reactor: Deferred.fromCoroutine(fetch(reactor)))
+    except SystemExit as stop:  # react always ends the process its way; we are not done
+        if stop.code not in (0, None):
+            raise
+    if failed:
+        click.echo(f"the axis of route {route.name} did not answer: {failed[0]}", err=True)
+        sys.exit(EX_UNAVAILABLE)
+    entries = [
+        agencies.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
+        for a in fetched
+    ]
+    now = dt.datetime.now(dt.UTC)
+    result = admin.write(
+        db,
+        lambda c: agencies.sync_from_axis(c, route.name, entries, now=now, actor=admin.operator()),
+    )
+    payload = {"route": route.name, "listed": len(entries), **result.to_json()}
+    emit(
+        payload,
+        as_json,
+        lambda p: click.echo(
+            p["refused"]
+            or f"{p['added']} added, {p['changed']} updated, {p['removed']} removed,"
+            f" {p['kept_local']} kept as imported locally ({p['route']})"
+        ),
+    )
+    if result.refused:
+        sys.exit(EX_DATAERR)
 
 
 @directory.command("list")

@@ -9,6 +9,8 @@ P's system on the national axis registers H23 (P speaks for its province); B's r
 Statuses from B go back the same way: B uploads them, the simulator routes them to the system of
 the document's sender (P), P pulls them and forwards them to A over soap.
 
+B also takes the axis' agency list into its directory at start (`directory_sync`).
+
 Every node is `gateway run` in its own subprocess (tests.e2e_kit.Node), the simulator too; the
 simulator's control face (/_sim/) sets faults and shows what it holds.
 """
@@ -91,7 +93,7 @@ organ_ids = {node.organ_id}
 """
 
 
-def _vxp_route(url: str, system: str, secret_file: str) -> str:
+def _vxp_route(url: str, system: str, secret_file: str, extra: str = "") -> str:
     return f"""
 [route:national]
 transport = vxp
@@ -101,7 +103,7 @@ secret_file = {secret_file}
 organ_ids = *
 pull_interval = {PULL_EVERY}
 timeout = 5s
-"""
+{extra}"""
 
 
 @attrs.define
@@ -239,7 +241,12 @@ timeout = 10s
         return (
             _node_section(node)
             + _agency(node)
-            + _vxp_route(self.sim.url, SYSTEM_B, str(self.sim.directory / f"{SYSTEM_B}.secret"))
+            + _vxp_route(
+                self.sim.url,
+                SYSTEM_B,
+                str(self.sim.directory / f"{SYSTEM_B}.secret"),
+                "directory_sync = 1h\n",
+            )
             + _COMMON
         )
 

@@ -169,6 +169,11 @@ class AxesEndToEnd(_World):
         self.assertEqual({i["messagetype"] for i in mine}, {"edoc", "status"})
         self.assertTrue(all(i["acknowledged"] for i in mine), mine)
         self.assertOnceAtB("601")
+        # B's directory came from the axis' agency list; a sync asked for now changes nothing.
+        listed = {a["organ_id"]: a["source"] for a in cli_json(world.b, "directory", "list")}
+        self.assertEqual(listed, {H23: "axis:national", H40: "axis:national"})
+        synced = cli_json(world.b, "directory", "sync")
+        self.assertEqual((synced["listed"], synced["added"], synced["removed"]), (2, 0, 0))
         # A relay node that hosts nobody is still a node: its status reads.
         status_p = cli_json(world.p, "status")
         self.assertTrue(status_p["relay"])
@@ -226,14 +231,14 @@ class AxesEndToEnd(_World):
 
 
 class PullLoopCrash(_World):
-    """SIGKILL of B inside its pull loop. The simulator answers slowly so that B is caught
-    in the middle: once while it fetches, once after it stored a document but before the axis
-    heard its acknowledgement."""
+    """SIGKILL of B inside its pull loop: once while it fetches (the simulator answers slowly),
+    once after it stored a document but before the axis heard its acknowledgement (the
+    simulator loses every acknowledgement)."""
 
     def _kill_b_when(self, what: str, probe: Any) -> None:
         poll(what, probe, timeout=TIMEOUT, every=0.05)
         self.world.b.kill()
-        self.world.sim.faults(slow=0)
+        self.world.sim.faults(slow=0, lost_acks=0)
         self.world.b.start()
 
     def _items_to_b(self) -> list[Any]:
@@ -270,8 +275,10 @@ class PullLoopCrash(_World):
         self._finish("701", sent.MessageId, before)
 
     def test_killed_after_storing_before_acknowledging(self) -> None:
+        # Every acknowledgement B sends is lost on the way: B holds the document, the axis
+        # still lists it, B keeps trying to say `done` — and is killed in that state.
         before = len(self._items_to_b())
-        self.world.sim.faults(slow=2.5)
+        self.world.sim.faults(lost_acks=10_000)
         office_a = self.client(self.world.a)
         sent = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "702"))
 
@@ -282,7 +289,8 @@ class PullLoopCrash(_World):
                 document_id(H23, "702"),
             )
             item = self._item_to_b(before)
-            return kept == [(1,)] and item is not None and not item["acknowledged"]
+            lost = self.world.sim.state()["fault_hits"].get("lost_acks", 0)
+            return kept == [(1,)] and item is not None and not item["acknowledged"] and lost >= 2
 
         self._kill_b_when("B holding the document, the axis not yet told", stored_not_acked)
         self._finish("702", sent.MessageId, before)
