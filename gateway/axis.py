@@ -274,12 +274,16 @@ class AxisPuller:
 
     def _done(self, result: object) -> None:
         self._round = None
+        busy = False
         if isinstance(result, Failure):
             self.log.failure("pull round on {route} crashed", result, route=self._route.name)
         else:
             self._after_round()
+            # A round that took something may have left more (the axis lists a backlog in
+            # one answer, but more arrives meanwhile): the next one starts at once.
+            busy = isinstance(result, PullRound) and bool(result.accepted or result.duplicates)
         if self._running and self._route.pull_interval is not None:
-            self._schedule(self._route.pull_interval)
+            self._schedule(0 if busy else self._route.pull_interval)
 
     async def pull_once(self) -> PullRound:
         """One round over both message types."""

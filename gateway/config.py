@@ -1172,6 +1172,19 @@ class _Loader:
             url = s.url("url", https=True)
         elif transport is Transport.VXP:
             url = s.url("url", required=True)
+            host = urlsplit(url).hostname if url else None
+            if url and url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost"):
+                # The HMAC covers the request headers only: answers (the documents pulled) and
+                # upload bodies travel unauthenticated; the envelope's seal still guards content.
+                self.warnings.append(
+                    Problem(
+                        name,
+                        "url",
+                        _shown(url),
+                        "an https:// URL: over http:// the axis' answers are not protected",
+                        "một địa chỉ https://: qua http:// phản hồi của trục không được bảo vệ",
+                    )
+                )
         else:
             url = s.text("url")
         tls = self.tls(s, "", required=False)

@@ -785,6 +785,15 @@ class Inbound:
         forwards = []
         for organ_id in dict.fromkeys(targets):
             forwards.append(NewDelivery(organ_id, self._router.route_for(organ_id).name))
+        # A status goes on as urgently as the document it is about, when it passed here too.
+        about = doc.response_for
+
+        def priority_of(conn: Any) -> int:
+            found = received_from(conn, about.document_id, about.organ_id)
+            relayed = get_message(conn, found) if found is not None else None
+            return relayed.priority if relayed is not None else 0
+
+        priority = await self._store.read(priority_of)
         ref = await self._keep(package)
         message_id = str(uuid.uuid4())
         receipt = Receipt(str(uuid.uuid4()), message_id, now)
@@ -798,6 +807,7 @@ class Inbound:
             blob=ref,
             arrived_at=now,
             verdict_json=verdict_json(report),
+            priority=priority,
             forwards=tuple(forwards),
         )
         result = await self._store.write(

@@ -44,7 +44,7 @@ RELAY = "000.00.99.H23"  # the provincial axis node's own OrganId (its TraceHead
 SYSTEM_P = "sys.hanam.lgsp"
 SYSTEM_B = "sys.hungyen.qlvb"
 SECRETS = {SYSTEM_P: "p-secret-0123456789abcdef", SYSTEM_B: "b-secret-0123456789abcdef"}
-PULL_EVERY = "1s"
+PULL_EVERY = "500ms"
 
 _COMMON = """
 [trust]

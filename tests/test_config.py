@@ -447,6 +447,37 @@ class ErrorTests(SynchronousTestCase):
 
 
 class SecretTests(SynchronousTestCase):
+    def test_a_vxp_route_reads_its_secret_and_warns_about_plain_http(self) -> None:
+        base = make_dir(self)
+        secret = "vxp-secret-0123456789abcdef"
+        (base / "vxp.secret").write_text(secret + "\n")
+        route = (
+            "\n[route:national]\ntransport = vxp\nurl = http://vxp.example.gov.vn/XrdAdapter/adapter"
+            "\nsystem_id = sys.h23\nsecret_file = vxp.secret\norgan_ids = *\n"
+            "pull_interval = off\ndirectory_sync = 24h\nmax_clock_skew = 30s\n"
+        )
+        config = load(write(base, BASE + route))
+        [national] = [r for r in config.routes if r.name == "national"]
+        assert national.secret is not None
+        self.assertEqual(national.secret.reveal(), secret)
+        self.assertEqual(
+            (national.system_id, national.pull_interval, national.directory_sync),
+            ("sys.h23", None, 86400.0),
+        )
+        self.assertEqual(national.max_clock_skew, 30.0)
+        self.assertNotIn(secret, repr(national))
+        self.assertEqual(where(config.warnings), {("route:national", "url")})
+        # On loopback (the simulator) plain http is no warning.
+        local = load(write(base, BASE + route.replace("vxp.example.gov.vn", "127.0.0.1:8099")))
+        self.assertEqual(local.warnings, ())
+
+    def test_a_relay_needs_its_organ_id(self) -> None:
+        base = make_dir(self)
+        error = self.assertRaises(
+            ConfigError, load, write(base, BASE.replace("[node]\n", "[node]\nrelay = on\n"))
+        )
+        self.assertIn(("node", "relay"), where(error.problems))
+
     def test_secrets_never_appear_in_objects_or_errors(self) -> None:
         base = make_dir(self)
         text = BASE.replace("token_file = data/office.token", f"token = {TOKEN}")

@@ -190,7 +190,7 @@ class AxesEndToEnd(_World):
         self.assertOnceAtB(number)
 
     def test_2_slow_answers(self) -> None:
-        self._with_fault("602", slow=1.5)
+        self._with_fault("602", slow=0.6)
 
     def test_3_server_errors(self) -> None:
         self._with_fault("603", http500=4)
@@ -255,7 +255,7 @@ class PullLoopCrash(_World):
 
     def test_killed_while_fetching(self) -> None:
         before = len(self._items_to_b())
-        self.world.sim.faults(slow=2.5)
+        self.world.sim.faults(slow=1.5)
         office_a = self.client(self.world.a)
         sent = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "701"))
 

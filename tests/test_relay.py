@@ -13,7 +13,7 @@ from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
 from edxml import reader, signature, trace, writer
-from edxml.codes import StatusCode
+from edxml.codes import Priority, StatusCode
 from edxml.model import Envelope, Organization
 from gateway import statuses
 from gateway import store as st
@@ -155,6 +155,22 @@ class RelayTests(TestCase):
         [delivery] = await self.kit.read(st.deliveries_for, message_id=msg.id)
         self.assertEqual((delivery.recipient, delivery.route), (REMOTE_G22, "vpcp"))
         self.assertEqual(await self.kit.query("SELECT count(*) FROM statuses"), [(0,)])
+
+    async def test_a_status_goes_on_as_urgently_as_the_document_it_is_about(self) -> None:
+        data = self.kit.signed_envelope(REMOTE_G22, [REMOTE_G09], priority=Priority.VERY_URGENT)
+        await self.inbound.accept(data, PEER)
+        doc = reader.read(data).document
+        assert isinstance(doc, Envelope)
+        packet = writer.write(
+            statuses.arrived(
+                statuses.response_for(doc),
+                Organization(organ_id=REMOTE_G09, organ_name="Bộ Nội vụ"),
+                at=self.kit.now(),
+            )
+        )
+        receipt = await self.inbound.accept(self.kit.sign_as(REMOTE_G09, packet), PEER)
+        [delivery] = await self.kit.read(st.deliveries_for, message_id=receipt.message_id)
+        self.assertEqual((delivery.recipient, delivery.priority_rank), (REMOTE_G22, 2))
 
     async def test_a_relay_hosting_the_sender_records_the_status_as_ever(self) -> None:
         # Addressed to a hosted agency, a status is this node's business, relay or not.
