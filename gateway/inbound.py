@@ -771,6 +771,34 @@ class Inbound:
 
     # --- status packets ---
 
+    async def _status_message(
+        self,
+        package: bytes,
+        doc: StatusPacket,
+        report: Report,
+        now: dt.datetime,
+        *,
+        priority: int = 0,
+        forwards: tuple[NewDelivery, ...] = (),
+    ) -> tuple[NewMessage, Receipt]:
+        """A received status packet as a message to store (its bytes committed) and its receipt."""
+        ref = await self._keep(package)
+        message_id = str(uuid.uuid4())
+        msg = NewMessage(
+            id=message_id,
+            direction="in",
+            kind="status",
+            sender=doc.from_.organ_id,
+            document_id=doc.response_for.document_id,
+            business_type=doc.status_code.value,
+            blob=ref,
+            arrived_at=now,
+            verdict_json=verdict_json(report),
+            priority=priority,
+            forwards=forwards,
+        )
+        return msg, Receipt(str(uuid.uuid4()), message_id, now)
+
     async def _relay_status(
         self,
         package: bytes,
@@ -794,21 +822,8 @@ class Inbound:
             return relayed.priority if relayed is not None else 0
 
         priority = await self._store.read(priority_of)
-        ref = await self._keep(package)
-        message_id = str(uuid.uuid4())
-        receipt = Receipt(str(uuid.uuid4()), message_id, now)
-        msg = NewMessage(
-            id=message_id,
-            direction="in",
-            kind="status",
-            sender=doc.from_.organ_id,
-            document_id=doc.response_for.document_id,
-            business_type=doc.status_code.value,
-            blob=ref,
-            arrived_at=now,
-            verdict_json=verdict_json(report),
-            priority=priority,
-            forwards=tuple(forwards),
+        msg, receipt = await self._status_message(
+            package, doc, report, now, priority=priority, forwards=tuple(forwards)
         )
         result = await self._store.write(
             functools.partial(
@@ -864,20 +879,8 @@ class Inbound:
                 f"No document {document_id} exchanged with {reporter} is known here",
                 f"Không có văn bản {document_id} trao đổi với {reporter} tại cổng này",
             )
-        ref = await self._keep(package)
-        message_id = str(uuid.uuid4())
-        receipt = Receipt(str(uuid.uuid4()), message_id, now)
-        msg = NewMessage(
-            id=message_id,
-            direction="in",
-            kind="status",
-            sender=reporter,
-            document_id=document_id,
-            business_type=doc.status_code.value,
-            blob=ref,
-            arrived_at=now,
-            verdict_json=verdict_json(report),
-        )
+        msg, receipt = await self._status_message(package, doc, report, now)
+        ref = msg.blob
         staff = doc.staff_info
         status = NewStatus(
             message_id=target,

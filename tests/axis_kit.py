@@ -18,7 +18,6 @@ simulator's control face (/_sim/) sets faults and shows what it holds.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -28,16 +27,16 @@ import attrs
 import requests
 
 try:
-    from tests.e2e_kit import H23, H40, NAMES, STOP_TIMEOUT, Node, free_port, gateway
+    from tests.e2e_kit import H23, H40, NAMES, Node, free_port, gateway, stop_process
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from e2e_kit import (  # type: ignore[no-redef, import-not-found]
         H23,
         H40,
         NAMES,
-        STOP_TIMEOUT,
         Node,
         free_port,
         gateway,
+        stop_process,
     )
 
 RELAY = "000.00.99.H23"  # the provincial axis node's own OrganId (its TraceHeader)
@@ -59,21 +58,6 @@ schedule = 1s, 1s, 2s
 jitter = 0.1
 max_attempts = 40
 """
-
-
-def _node_section(node: Node, extra: str = "") -> str:
-    return f"""
-[node]
-name = Node {node.name}
-data_dir = data
-office_listen = tcp:{node.office_port}:interface=127.0.0.1
-office_url = {node.office_url}
-exchange_listen = tcp:{node.exchange_port}:interface=127.0.0.1
-exchange_url = {node.exchange_url}
-tls_cert = data/pki/node.pem
-tls_key = data/pki/node.key
-tls_ca = data/pki/root.pem
-{extra}"""
 
 
 def _agency(node: Node) -> str:
@@ -163,15 +147,7 @@ class Simulator:
 
     def stop(self) -> int | None:
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                return process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return process.wait()
+        return stop_process(process)
 
     def stderr(self) -> str:
         try:
@@ -214,7 +190,7 @@ class AxisWorld:
     def config_text(self, node: Node) -> str:
         if node is self.a:
             return (
-                _node_section(node)
+                node.node_section()
                 + _agency(node)
                 + f"""
 [route:province]
@@ -227,7 +203,7 @@ timeout = 10s
             )
         if node is self.p:
             return (
-                _node_section(node, f"organ_id = {RELAY}\nrelay = on\n")
+                node.node_section(f"organ_id = {RELAY}\nrelay = on\n")
                 + f"""
 [route:hanam]
 transport = soap
@@ -239,7 +215,7 @@ timeout = 10s
                 + _COMMON
             )
         return (
-            _node_section(node)
+            node.node_section()
             + _agency(node)
             + _vxp_route(
                 self.sim.url,

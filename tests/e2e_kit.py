@@ -91,7 +91,8 @@ class Node:
     def stderr_path(self) -> Path:
         return self.directory / f"run-{self.runs}.stderr"
 
-    def config_text(self, peer: Node) -> str:
+    def node_section(self, extra: str = "") -> str:
+        """[node] on loopback, with the dev PKI `gateway init` writes; `extra` keys appended."""
         return f"""
 [node]
 name = Node {self.name}
@@ -103,7 +104,12 @@ exchange_url = {self.exchange_url}
 tls_cert = data/pki/node.pem
 tls_key = data/pki/node.key
 tls_ca = data/pki/root.pem
+{extra}"""
 
+    def config_text(self, peer: Node) -> str:
+        return (
+            self.node_section()
+            + f"""
 [agency:{self.organ_id}]
 name = {NAMES[self.organ_id]}
 signing_key = data/pki/{self.organ_id}.key
@@ -136,6 +142,7 @@ schedule = 1s, 1s, 2s
 jitter = 0.1
 max_attempts = 20
 """
+        )
 
     def _crls_line(self) -> str:
         return f"\ncrls = {', '.join(self.crls)}" if self.crls else ""
@@ -173,15 +180,7 @@ max_attempts = 20
     def stop(self) -> int | None:
         """SIGTERM, wait, SIGKILL if it hangs. The exit code, or None if it was not running."""
         process, self.process = self.process, None
-        if process is None:
-            return None
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                return process.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        return process.wait()
+        return stop_process(process)
 
     def kill(self) -> None:
         """SIGKILL: no drain, no checkpoint, exactly like a power cut for the process."""
@@ -195,6 +194,45 @@ max_attempts = 20
             return self.stderr_path.read_text(errors="replace")[-8000:]
         except OSError:
             return "(no stderr)"
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> int | None:
+    """SIGTERM, wait, SIGKILL if it hangs. The exit code, or None if there was no process."""
+    if process is None:
+        return None
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            return process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return process.wait()
+
+
+def rows(node: Node, sql: str, *args: Any) -> list[tuple[Any, ...]]:
+    """A read on the node's live store, through the product's own read-only handle."""
+    from gateway.store import Store
+
+    conn = Store.open_readonly(node.db_path)
+    try:
+        return conn.execute(sql, args).fetchall()
+    finally:
+        conn.close()
+
+
+def history_at(
+    office: Any, message_id: str, recipient: str, count: int, timeout: float
+) -> list[str]:
+    """The status codes the sender's GetSendStatus shows for `recipient`, once there are
+    `count` of them."""
+
+    def codes() -> list[str] | None:
+        status = office.service.GetSendStatus(MessageId=message_id)
+        found_for = {r.OrganId: r for r in status.Recipient}[recipient]
+        found = [s.Code for s in found_for.History.Status] if found_for.History else []
+        return found if len(found) >= count else None
+
+    return poll(f"{count} statuses from {recipient}", codes, timeout=timeout)
 
 
 def make_pair(base: Path, *, b_crls: Sequence[str] = ()) -> tuple[Node, Node]:

@@ -13,7 +13,19 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from e2e_kit import H23, H40, Node, cli_json, document_id, envelope, make_pair, office_client, poll
+from e2e_kit import (
+    H23,
+    H40,
+    Node,
+    cli_json,
+    document_id,
+    envelope,
+    history_at,
+    make_pair,
+    office_client,
+    poll,
+    rows,
+)
 from lxml import etree
 from zeep.exceptions import Fault as ZeepFault
 
@@ -21,7 +33,6 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import signature
 from gateway.soap import OFFICE_NS, FaultCode
-from gateway.store import Store
 
 GW = {"gw": OFFICE_NS}
 ACTIVE = ("queued", "sending", "retry_wait")
@@ -41,23 +52,11 @@ class TwoNodes(SynchronousTestCase):
         return client
 
     def rows(self, node: Node, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-        """A read on the node's live store, through the product's own read-only handle."""
-        conn = Store.open_readonly(node.db_path)
-        try:
-            return conn.execute(sql, args).fetchall()
-        finally:
-            conn.close()
+        return rows(node, sql, *args)
 
     def history_at_a(self, office_a: Any, message_id: str, count: int) -> list[str]:
         """The status codes A's GetSendStatus shows for H40, once there are `count` of them."""
-
-        def codes() -> list[str] | None:
-            status = office_a.service.GetSendStatus(MessageId=message_id)
-            recipient = {r.OrganId: r for r in status.Recipient}[H40]
-            found = [s.Code for s in recipient.History.Status] if recipient.History else []
-            return found if len(found) >= count else None
-
-        return poll(f"{count} statuses at A", codes, timeout=20)
+        return history_at(office_a, message_id, H40, count, timeout=20)
 
     def assertAuditIntact(self, *nodes: Node) -> None:
         for node in nodes:

@@ -15,11 +15,20 @@ from typing import Any, ClassVar
 
 from twisted.trial.unittest import SynchronousTestCase
 
-from gateway.store import Store
-
 try:
     from tests.axis_kit import RELAY, AxisWorld, make_world
-    from tests.e2e_kit import H23, H40, Node, cli_json, document_id, envelope, office_client, poll
+    from tests.e2e_kit import (
+        H23,
+        H40,
+        Node,
+        cli_json,
+        document_id,
+        envelope,
+        history_at,
+        office_client,
+        poll,
+        rows,
+    )
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from axis_kit import RELAY, AxisWorld, make_world  # type: ignore[no-redef, import-not-found]
     from e2e_kit import (  # type: ignore[no-redef, import-not-found]
@@ -29,19 +38,13 @@ except ImportError:  # tests/ itself on sys.path (no package __init__)
         cli_json,
         document_id,
         envelope,
+        history_at,
         office_client,
         poll,
+        rows,
     )
 
 TIMEOUT = 60.0
-
-
-def rows(node: Node, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = Store.open_readonly(node.db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 class _World(SynchronousTestCase):
@@ -69,13 +72,7 @@ class _World(SynchronousTestCase):
         return client
 
     def history_at_a(self, office_a: Any, message_id: str, count: int) -> list[str]:
-        def codes() -> list[str] | None:
-            status = office_a.service.GetSendStatus(MessageId=message_id)
-            recipient = {r.OrganId: r for r in status.Recipient}[H40]
-            found = [s.Code for s in recipient.History.Status] if recipient.History else []
-            return found if len(found) >= count else None
-
-        return poll(f"{count} statuses at A", codes, timeout=TIMEOUT)
+        return history_at(office_a, message_id, H40, count, TIMEOUT)
 
     def arrival_at_b(self, office_b: Any, number: str) -> Any:
         wanted = document_id(H23, number)

@@ -17,25 +17,25 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
-from e2e_kit import H23, H40, Node, cli_json, document_id, envelope, make_pair, office_client, poll
+from e2e_kit import (
+    H23,
+    H40,
+    Node,
+    cli_json,
+    document_id,
+    envelope,
+    make_pair,
+    office_client,
+    poll,
+    rows,
+)
 
 from twisted.trial.unittest import SynchronousTestCase
-
-from gateway.store import Store
 
 COUNT = 500
 SENDERS = 4
 KILL_AFTER = 60  # envelopes B has receipted before the kill
-
-
-def rows(node: Node, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    conn = Store.open_readonly(node.db_path)
-    try:
-        return conn.execute(sql, args).fetchall()
-    finally:
-        conn.close()
 
 
 def sent_to_b(a: Node) -> set[str]:
