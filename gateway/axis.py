@@ -26,14 +26,16 @@ an axis docId to the document.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 from zope.interface import implementer
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, DeferredLock
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -65,16 +67,63 @@ def _now(clock: Any) -> dt.datetime:
 
 @implementer(ITransport)
 class VxpTransport:
-    """sendEdoc: one stored package uploaded to the axis. The axis' DocId is the receipt."""
+    """sendEdoc: one stored package uploaded to the axis. The axis' DocId is the receipt.
+
+    The axis addresses an upload by its `To` elements, all of them: one upload serves every
+    recipient of the message on this route. The first delivery uploads; the others (at the same
+    time, later, or after a restart, from the store) are answered with its receipt, so an
+    envelope to five agencies is uploaded once, not five times (25 copies at the axis)."""
 
     log = Logger()
+    REMEMBERED = 10_000  # messages whose upload receipt is kept in memory
 
-    def __init__(self, route: RouteConfig, client: VxpClient, *, clock: Any) -> None:
+    def __init__(
+        self, route: RouteConfig, client: VxpClient, *, clock: Any, store: Store | None = None
+    ) -> None:
         self._route = route
         self._client = client
         self._clock = clock
+        self._store = store
+        self._locks: dict[str, DeferredLock] = {}
+        self._uploaded: OrderedDict[str, TransportReceipt] = OrderedDict()
 
     async def deliver(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
+        lock = self._locks.setdefault(package.message_id, DeferredLock())
+        await lock.acquire()
+        try:
+            receipt = self._uploaded.get(package.message_id) or await self._sibling(package)
+            if receipt is None:
+                receipt = await self._upload(package, payload)
+            self._uploaded[package.message_id] = receipt
+            self._uploaded.move_to_end(package.message_id)
+            while len(self._uploaded) > self.REMEMBERED:
+                self._uploaded.popitem(last=False)
+            return receipt
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._locks.pop(package.message_id, None)
+
+    async def _sibling(self, package: OutboundPackage) -> TransportReceipt | None:
+        """The receipt of another delivery of the same message already uploaded on this route."""
+        if self._store is None:
+            return None
+        route, message_id = self._route.name, package.message_id
+        found = await self._store.read(
+            lambda c: c.execute(
+                "SELECT receipt_json FROM deliveries WHERE message_id = ? AND route = ?"
+                " AND state = 'sent' AND receipt_json IS NOT NULL LIMIT 1",
+                (message_id, route),
+            ).fetchone()
+        )
+        if found is None:
+            return None
+        data = json.loads(found[0])
+        return TransportReceipt(
+            data["receipt_id"], dt.datetime.fromisoformat(data["received_at"]), duplicate=False
+        )
+
+    async def _upload(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
         message_type: MessageType = "status" if package.kind == "status" else "edoc"
         # The axis checks `from` against the system and the agencies registered under it.
         sender = package.sender or self._route.system_id or ""

@@ -76,6 +76,7 @@ from gateway.store import (
     OutboundReply,
     Store,
     accept_recall,
+    append_audit,
     get_message,
     insert_inbound_status,
     insert_inbound_with_replies,
@@ -134,6 +135,29 @@ _WITHDRAWN_UNSEEN: Final = (
     "Văn bản chưa được văn thư nhận; cổng đã thu hồi theo yêu cầu"
     " / Not yet picked up by the office system; withdrawn by the gateway as asked"
 )
+
+
+def _refused_again(
+    conn: Any, sender: str, document_id: str, sha256: str, now: dt.datetime, peer: Peer
+) -> str | None:
+    """The earlier refusal of these exact bytes, audited as seen again; None if there is none."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'in' AND kind = 'envelope'"
+        " AND state = 'rejected' AND document_id = ? AND sender = ? AND blob_sha256 = ? LIMIT 1",
+        (document_id, sender, sha256),
+    ).fetchone()
+    if row is None:
+        return None
+    append_audit(
+        conn,
+        at=now,
+        actor=f"{peer.kind}:{peer.name}",
+        action="refused-again",
+        subject_type="message",
+        subject_id=row[0],
+        detail={"blob_sha256": sha256},
+    )
+    return str(row[0])
 
 
 def _not_hosted(organ_id: str) -> GatewayFault:
@@ -570,9 +594,24 @@ class Inbound:
         now: dt.datetime,
         fault: GatewayFault,
     ) -> None:
-        """Record the refusal together with its 02s; never raises (the caller raises `fault`)."""
+        """Record the refusal together with its 02s; never raises (the caller raises `fault`).
+
+        The very same bytes refused before (an axis listing them again after a crash, a peer's
+        operator requeueing them) are refused again without a second row or a second 02."""
         try:
             ref = await self._keep(package)
+            sender, document_id = doc.header.from_.organ_id, doc.header.document_id
+            again = await self._store.write(
+                lambda c: _refused_again(c, sender, document_id, ref.sha256, now, peer)
+            )
+            if again is not None:
+                self.log.info(
+                    "envelope refused again, as {message_id}: {code}",
+                    message_id=again,
+                    code=fault.code.value,
+                    peer=peer.name,
+                )
+                return
             message_id = str(uuid.uuid4())
             # Stored with its real business type: a `rejected` row holds no idempotency key
             # (migration v3), so the sender's corrected resend is received, not a duplicate.

@@ -94,7 +94,9 @@ class Node:
                 )
             elif route.transport is Transport.VXP:
                 client = self._vxp_client(route)
-                transports[route.name] = VxpTransport(route, client, clock=reactor)
+                transports[route.name] = VxpTransport(
+                    route, client, clock=reactor, store=self.store
+                )
                 if route.pull_interval is not None:
                     self.axis_loops.append(
                         AxisPuller(route, client, inbound, self.store, clock=reactor)

@@ -11,15 +11,21 @@ from typing import Any
 from nodekit import HOSTED_H23, HOSTED_VP, REMOTE_G09, REMOTE_G22, NodeKit
 from zope.interface import implementer
 
-from twisted.internet import reactor, task
+from twisted.internet import defer, reactor, task
 from twisted.trial.unittest import TestCase
 
-from gateway import directory, views
+from gateway import directory, dispatch, views
 from gateway import store as st
 from gateway.axis import AxisClock, AxisPuller, DirectorySync, VxpTransport, axis_items
 from gateway.config import RouteConfig, RoutePattern, Transport
-from gateway.interfaces import IInbound, OutboundPackage, Peer, PermanentFailure
-from gateway.soap import Receipt
+from gateway.interfaces import (
+    IInbound,
+    OutboundPackage,
+    Peer,
+    PermanentFailure,
+    TransportReceipt,
+)
+from gateway.soap import GatewayFault, Receipt
 from gateway.vxpclient import VxpClient
 from gateway.vxpsim import System, VxpSimulator
 
@@ -34,7 +40,8 @@ class Crash(Exception):
 
 @implementer(IInbound)
 class CrashAfterCommit:
-    """The real inbound, and then a crash once (the commit has happened)."""
+    """The real inbound, and then a crash once (the commit of the message or of its refusal
+    has happened)."""
 
     def __init__(self, inbound: Any) -> None:
         self.inbound = inbound
@@ -44,7 +51,13 @@ class CrashAfterCommit:
     async def accept(
         self, package: bytes, peer: Peer, recipients: Sequence[str] | None = None
     ) -> Receipt:
-        receipt = await self.inbound.accept(package, peer, recipients)
+        try:
+            receipt = await self.inbound.accept(package, peer, recipients)
+        except GatewayFault:
+            if self.crashes:  # the refusal (and its 02) committed, then the crash
+                self.crashes -= 1
+                raise Crash() from None
+            raise
         self.accepted.append(receipt)
         if self.crashes:
             self.crashes -= 1
@@ -184,6 +197,25 @@ class AxisTests(TestCase):
         )
         self.assertEqual(codes, [("02",)])
 
+    async def test_a_crash_after_a_refusal_answers_02_once(self) -> None:
+        broken = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23]).replace(
+            b"<edXML:Subject>", "<edXML:Subject>Đã sửa ".encode()
+        )
+        await self.theirs.send_edoc(broken, from_=REMOTE_G22, message_type="edoc")
+        with self.assertRaises(Crash):
+            await self.puller(CrashAfterCommit(self.kit.inbound())).pull_once()
+        result = await self.puller().pull_once()
+        self.assertEqual(result.refused, 1)
+        self.assertEqual(self.sim.state()["items"][0]["ack_history"], ["fail"])
+        rows = await self.kit.query(
+            "SELECT direction, kind, state, business_type FROM messages ORDER BY direction"
+        )
+        self.assertEqual(
+            rows, [("in", "envelope", "rejected", "0"), ("out", "status", "accepted", "02")]
+        )
+        again = await self.kit.query("SELECT count(*) FROM audit WHERE action = 'refused-again'")
+        self.assertEqual(again, [(1,)])
+
     async def test_an_unreachable_axis_ends_the_round(self) -> None:
         await self.upload_from_the_other_side()
         self.sim.faults.update({"http500": 1})
@@ -204,6 +236,44 @@ class AxisTests(TestCase):
             (item["from"], item["to"], item["uploadDocId"]),
             (HOSTED_H23, REMOTE_G22, receipt.receipt_id),
         )
+
+    async def test_one_upload_serves_every_recipient_of_a_message(self) -> None:
+        transport = VxpTransport(self.route, self.ours, clock=reactor, store=self.kit.store)
+        data = self.kit.signed_envelope(HOSTED_H23, [REMOTE_G22, REMOTE_G09])
+        packages = [
+            OutboundPackage(str(i), "m-1", to, "national", "envelope", "0" * 64, 0, 1, HOSTED_H23)
+            for i, to in enumerate((REMOTE_G22, REMOTE_G09))
+        ]
+        first, second = await defer.gatherResults(
+            [defer.Deferred.fromCoroutine(transport.deliver(p, data)) for p in packages]
+        )
+        self.assertEqual(first.receipt_id, second.receipt_id)
+        state = self.sim.state()
+        self.assertEqual(state["uploads"], 1)
+        self.assertEqual(sorted(i["to"] for i in state["items"]), sorted([REMOTE_G22, REMOTE_G09]))
+
+    async def test_after_a_restart_the_stored_upload_answers_for_the_rest(self) -> None:
+        sent = await self.kit.outbound().submit_envelope(
+            self.kit.envelope(HOSTED_H23, [REMOTE_G22, REMOTE_G09]), self.kit.office()
+        )
+        now = self.kit.now()
+        claimed = await self.kit.store.write(lambda c: st.claim_due_deliveries(c, now=now, limit=1))
+        receipt = TransportReceipt("68edb8c8c2dcb14db773ce44", now)
+        await self.kit.store.write(
+            lambda c: st.mark_delivery_sent(
+                c, claimed[0].id, now=now, receipt_json=dispatch.receipt_json(receipt)
+            )
+        )
+        # A fresh transport (the daemon restarted) for the other recipient on the same route.
+        route = RouteConfig("vpcp", Transport.VXP, (RoutePattern.parse("*"),), url=self.sim.url)
+        transport = VxpTransport(route, self.ours, clock=reactor, store=self.kit.store)
+        other = REMOTE_G09 if claimed[0].recipient == REMOTE_G22 else REMOTE_G22
+        package = OutboundPackage(
+            "2", sent.message_id, other, "vpcp", "envelope", "0" * 64, 0, 1, HOSTED_H23
+        )
+        again = await transport.deliver(package, b"never uploaded")
+        self.assertEqual(again.receipt_id, receipt.receipt_id)
+        self.assertEqual(self.sim.state()["uploads"], 0)
 
     async def test_the_axis_refusing_an_upload_is_permanent(self) -> None:
         transport = VxpTransport(self.route, self.ours, clock=reactor)
