@@ -638,10 +638,11 @@ def _org_text(org: dict[str, str] | None) -> str:
     return f"{org['organ_id']} {org.get('organ_name') or ''}".strip()
 
 
+from gateway.clidata import COMMANDS as DATA  # noqa: E402
 from gateway.clirules import COMMANDS  # noqa: E402 (they share clikit, not this module)
 from gateway.clisim import COMMANDS as SIMULATORS  # noqa: E402
 
-for _command in (*COMMANDS, *SIMULATORS):
+for _command in (*COMMANDS, *DATA, *SIMULATORS):
     main.add_command(_command)
 
 if __name__ == "__main__":  # pragma: no cover

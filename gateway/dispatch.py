@@ -106,6 +106,7 @@ class Dispatcher:
         self._inflight: dict[int, Deferred[None]] = {}
         self._inflight_routes: dict[int, str] = {}
         self._sends: dict[int, Deferred[TransportReceipt]] = {}
+        self._unmarked: set[int] = set()  # sent or failed, but the store could not record it
         self._call: IDelayedCall | None = None
         self._pumping = False
         self._again = False
@@ -186,6 +187,10 @@ class Dispatcher:
         self._pumping = True
         try:
             started = await self.pump()
+        except Exception as exc:
+            # The store refusing writes (disk full) must not stop the loop: look again later.
+            self.log.warn("dispatcher cannot claim now: {error}", error=f"{type(exc).__name__}")
+            started = []
         finally:
             self._pumping = False
         if not self.running:
@@ -208,10 +213,16 @@ class Dispatcher:
         sending them; the returned Deferreds fire when each is marked. The loop calls this; so
         may tests. Deliveries naming a route this node does not know are claimed one at a time,
         to be marked failed."""
+        now = self.now()
+        if self._unmarked:
+            ids = sorted(self._unmarked - set(self._inflight))
+            await self._store.write(
+                lambda conn: requeue_interrupted(conn, now=now, actor=ACTOR, only=ids)
+            )
+            self._unmarked.difference_update(ids)
         free = {name: n for name, n in self._free().items() if n > 0}
         if not free or not self._transports:
             return []
-        now = self.now()
         known = tuple(self._limits)
 
         def claim(conn: sqlite3.Connection) -> list[tuple[DeliveryRecord, MessageRecord | None]]:
@@ -300,6 +311,17 @@ class Dispatcher:
             # An admin cancelled or requeued it meanwhile: their decision stands.
             self.log.warn(
                 "delivery {delivery_id} changed state while sending", delivery_id=delivery.id
+            )
+        except Exception as exc:
+            # The store cannot write (disk full, I/O error): the row stays `sending`. It is
+            # requeued as soon as the store writes again; sent already, it is answered as a
+            # duplicate by the peer, never delivered twice.
+            self._unmarked.add(delivery.id)
+            self.log.warn(
+                "delivery {delivery_id}: its outcome could not be stored ({error}); it will be"
+                " requeued",
+                delivery_id=delivery.id,
+                error=type(exc).__name__,
             )
 
     async def _mark_sent(self, delivery: DeliveryRecord, receipt: TransportReceipt) -> None:

@@ -468,7 +468,12 @@ class Store:
             # transaction itself): nothing of this group is durable, so every caller hears so.
             failure = Failure()
             if conn.in_transaction:
-                conn.execute("ROLLBACK")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    # SQLite rolls a failed transaction back itself when it can; when even
+                    # that fails (I/O error) the next BEGIN tells. The thread must live on.
+                    self.log.warn("store rollback failed after a failed write group")
             self.log.failure("store write group failed", failure, jobs=len(batch))
             outcomes = [(done, failure) for _, done in batch]
         else:
@@ -1237,15 +1242,27 @@ def claim_due_deliveries(
     return claimed
 
 
-def requeue_interrupted(conn: sqlite3.Connection, *, now: dt.datetime, actor: str = "store") -> int:
-    """At start: deliveries left `sending` by a stopped or crashed node go back to `queued`."""
+def requeue_interrupted(
+    conn: sqlite3.Connection,
+    *,
+    now: dt.datetime,
+    actor: str = "store",
+    only: Sequence[int] | None = None,
+) -> int:
+    """At start: deliveries left `sending` by a stopped or crashed node go back to `queued`.
+    `only`: just these (sends whose outcome could not be recorded, the store being full)."""
     now_text = utc_text(now)
+    where, args = "", []
+    if only is not None:
+        if not only:
+            return 0
+        where, args = f" AND id IN ({_placeholders(only)})", list(only)
     ids = [
         r[0]
         for r in conn.execute(
             "UPDATE deliveries SET state = 'queued', next_attempt_at = ?, updated_at = ?"
-            " WHERE state = 'sending' RETURNING id",
-            (now_text, now_text),
+            f" WHERE state = 'sending'{where} RETURNING id",
+            (now_text, now_text, *args),
         ).fetchall()
     ]
     for delivery_id in sorted(ids):

@@ -323,3 +323,89 @@ class DispatcherTests(TestCase):
         [row] = await self.deliveries()
         self.assertEqual(row.state, "retry_wait")
         self.assertEqual(dispatcher.in_flight, 0)
+
+
+class FullStore:
+    """The real store, whose writes fail while `full` (SQLite's own error for a full disk)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.full = False
+
+    async def write(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
+        if self.full:
+            raise sqlite3.OperationalError("database or disk is full")
+        return await self.store.write(job)
+
+    async def read(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
+        return await self.store.read(job)
+
+
+class DiskFullTests(TestCase):
+    setUp = DispatcherTests.setUp
+    now = DispatcherTests.now
+    message = DispatcherTests.message
+    queue = DispatcherTests.queue
+    deliveries = DispatcherTests.deliveries
+
+    async def test_an_outcome_the_store_could_not_keep_is_sent_again_once_it_can(self) -> None:
+        await self.queue()
+        full = FullStore(self.store)
+        gate: defer.Deferred[None] = defer.Deferred()
+        transport = ScriptedTransport(gate)
+        dispatcher = Dispatcher(
+            full,  # type: ignore[arg-type]
+            self.blobs,
+            {"peer": transport},
+            RetryConfig(),
+            reactor=reactor,
+            random=lambda: 0.5,
+            concurrency={"peer": 4},
+            clock=self.clock,
+        )
+        started = await dispatcher.pump()
+        full.full = True  # the disk fills while the peer answers
+        gate.callback(None)
+        await defer.gatherResults(started)
+        [row] = await self.deliveries()
+        self.assertEqual(row.state, "sending")  # nothing recorded: the store is full
+        with self.assertRaises(sqlite3.OperationalError):  # the loop catches it (test below)
+            await dispatcher.pump()
+        full.full = False  # room again
+        await defer.gatherResults(await dispatcher.pump())
+        [row] = await self.deliveries()
+        self.assertEqual(row.state, "sent")
+        self.assertEqual(len(transport.calls), 2)  # sent again: the peer answers as a duplicate
+        events = await self.store.read(
+            lambda c: [r[0] for r in c.execute("SELECT action FROM audit ORDER BY id")]
+        )
+        self.assertIn("queued", events[2:])
+
+    async def test_the_loop_goes_on_while_the_store_cannot_write(self) -> None:
+        full = FullStore(self.store)
+        dispatcher = Dispatcher(
+            full,  # type: ignore[arg-type]
+            self.blobs,
+            {"peer": ScriptedTransport()},
+            RetryConfig(),
+            reactor=reactor,
+            random=lambda: 0.5,
+            concurrency={"peer": 4},
+            clock=self.clock,
+            interval=1.0,
+        )
+        await dispatcher.start()
+        full.full = True
+        for _ in range(3):  # ticks come and fail to claim, and the next one is still scheduled
+            self.clock.advance(1.0)
+            await task.deferLater(reactor, 0, lambda: None)
+            self.assertEqual(len(self.clock.getDelayedCalls()), 1, "the loop stopped")
+        full.full = False
+        await self.queue()
+        self.clock.advance(1.0)
+        for _ in range(50):
+            if (await self.deliveries())[0].state == "sent":
+                break
+            await task.deferLater(reactor, 0.01, lambda: None)
+        self.assertEqual((await self.deliveries())[0].state, "sent")
+        await dispatcher.stop()
