@@ -278,6 +278,24 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
     _conf, conn = open_store(config_path)
     found = views.show(conn, key)
     if found is None:
+        gone = conn.execute(
+            "SELECT message_id, document_id, direction, kind, archived_in, purged_at FROM purged"
+            " WHERE message_id = ?1 OR document_id = ?1 ORDER BY purged_at",
+            (key,),
+        ).fetchall()
+        if gone:
+            # Past its retention: the live store keeps a tombstone naming the archive file.
+            fields = ("message_id", "document_id", "direction", "kind", "archived_in", "purged_at")
+            payload = {"purged": [dict(zip(fields, row, strict=True)) for row in gone]}
+            emit(
+                payload,
+                as_json,
+                lambda p: [
+                    click.echo(f"{g['message_id']} purged {g['purged_at']}; in {g['archived_in']}")
+                    for g in p["purged"]
+                ],
+            )
+            return
         click.echo(f"no message {key}", err=True)
         sys.exit(EX_NOINPUT)
 

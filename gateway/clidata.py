@@ -132,3 +132,195 @@ def _human_verify(r: dict[str, Any]) -> None:
 
 
 COMMANDS = [backup_command, restore_command, verify_command]
+
+
+# --- archive, holds, retention ------------------------------------------------------------------
+
+
+@click.group("archive")
+def archive_group() -> None:
+    """Sealed archive files of settled messages (exact bytes, rows, audit; signed, chained)."""
+
+
+@archive_group.command("run", epilog="Exit codes: 0 done, 66 no store, 78 configuration invalid.")
+@CONFIG_OPTION
+@JSON_OPTION
+def archive_run(config_path: Path, as_json: bool) -> None:
+    """Archive now what [archive] after makes due, beside the running daemon."""
+    import datetime as dt
+
+    from gateway import admin, retention
+
+    conf = load_config(config_path)
+    if not conf.node.db_path.exists():
+        click.echo(f"no store at {conf.node.db_path}: has the node run yet?", err=True)
+        sys.exit(EX_NOINPUT)
+    actor = admin.operator()
+    result = retention.archive_pass(
+        conf,
+        lambda job: admin.write(conf.node.db_path, job),
+        now=dt.datetime.now(dt.UTC),
+        actor=actor,
+    )
+    emit(
+        {**result.to_json(), "directory": str(retention.archive_dir(conf))},
+        as_json,
+        lambda r: click.echo(
+            f"{r['messages']} messages archived into {len(r['files'])} files in {r['directory']}"
+            + (f"; set aside: {', '.join(r['orphans'])}" if r["orphans"] else "")
+        ),
+    )
+
+
+@archive_group.command(
+    "verify",
+    epilog="Exit codes: 0 every file and the chain intact, 65"
+    " problems found, 66 no such directory. Needs no node, configuration or"
+    " database.",
+)
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--trust",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Root certificate(s) the signer must chain to (PEM).",
+)
+@JSON_OPTION
+def archive_verify(directory: Path, trust: Path | None, as_json: bool) -> None:
+    """Prove an archive directory offline: every member's hash, every signature, the chain."""
+    from gateway import archive
+
+    sys.exit(archive.verify_main(directory, trust=trust, as_json=as_json))
+
+
+@archive_group.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+def archive_list(config_path: Path, as_json: bool) -> None:
+    """The archive files this node has made, in sequence."""
+    from gateway.clikit import table
+
+    _conf, conn = open_store(config_path)
+    rows = [
+        dict(
+            zip(
+                ("sequence", "file_name", "messages", "first", "last", "manifest_sha256"),
+                r,
+                strict=True,
+            )
+        )
+        for r in conn.execute(
+            "SELECT sequence, file_name, messages, first_arrived_at, last_arrived_at,"
+            " manifest_sha256 FROM archives ORDER BY sequence"
+        )
+    ]
+    emit(
+        rows,
+        as_json,
+        lambda r: table(r, ["sequence", "file_name", "messages", "first", "last"], "Archive files"),
+    )
+
+
+@click.group("hold")
+def hold_group() -> None:
+    """Legal holds: a held document is kept in the live store past its retention."""
+
+
+@hold_group.command("set")
+@CONFIG_OPTION
+@click.argument("document_id")
+@click.option("--reason", required=True, help="Why it is held (a case, an inspection).")
+@JSON_OPTION
+def hold_set(config_path: Path, document_id: str, reason: str, as_json: bool) -> None:
+    """Hold DOCUMENT_ID (every message of it) past its retention."""
+    import datetime as dt
+
+    from gateway import admin, retention
+
+    conf = load_config(config_path, check_files=False)
+    now = dt.datetime.now(dt.UTC)
+    added = admin.write(
+        conf.node.db_path,
+        lambda c: retention.set_hold(
+            c, document_id, reason=reason, now=now, actor=admin.operator()
+        ),
+    )
+    emit(
+        {"document_id": document_id, "held": True, "new": added},
+        as_json,
+        lambda r: click.echo(f"{document_id} held" + ("" if added else " (already)")),
+    )
+
+
+@hold_group.command("clear")
+@CONFIG_OPTION
+@click.argument("document_id")
+@JSON_OPTION
+def hold_clear(config_path: Path, document_id: str, as_json: bool) -> None:
+    """Release the hold on DOCUMENT_ID; its retention applies again."""
+    import datetime as dt
+
+    from gateway import admin, retention
+
+    conf = load_config(config_path, check_files=False)
+    now = dt.datetime.now(dt.UTC)
+    cleared = admin.write(
+        conf.node.db_path,
+        lambda c: retention.clear_hold(c, document_id, now=now, actor=admin.operator()),
+    )
+    emit(
+        {"document_id": document_id, "cleared": cleared},
+        as_json,
+        lambda r: click.echo(f"{document_id}: " + ("released" if cleared else "was not held")),
+    )
+    if not cleared:
+        sys.exit(EX_DATAERR)
+
+
+@hold_group.command("list")
+@CONFIG_OPTION
+@JSON_OPTION
+def hold_list(config_path: Path, as_json: bool) -> None:
+    """Documents under a legal hold."""
+    from gateway import retention
+    from gateway.clikit import table
+
+    _conf, conn = open_store(config_path)
+    rows = retention.holds(conn)
+    emit(rows, as_json, lambda r: table(r, ["document_id", "reason", "set_by", "set_at"], "Holds"))
+
+
+@click.command(
+    "purge",
+    epilog="Exit codes: 0 done, 66 no store. Purges only archived messages"
+    " past their [retention], never a held one.",
+)
+@CONFIG_OPTION
+@JSON_OPTION
+def purge_command(config_path: Path, as_json: bool) -> None:
+    """Apply [retention] now: archived messages past it leave the live store (tombstoned)."""
+    import datetime as dt
+
+    from gateway import admin, retention
+
+    conf = load_config(config_path, check_files=False)
+    if not conf.node.db_path.exists():
+        click.echo(f"no store at {conf.node.db_path}: has the node run yet?", err=True)
+        sys.exit(EX_NOINPUT)
+    result = retention.purge_pass(
+        conf,
+        lambda job: admin.write(conf.node.db_path, job),
+        now=dt.datetime.now(dt.UTC),
+        actor=admin.operator(),
+    )
+    emit(
+        result.to_json(),
+        as_json,
+        lambda r: click.echo(
+            f"{r['messages']} messages purged ({r['blobs_deleted']} blobs deleted);"
+            f" {r['held']} kept by a legal hold"
+        ),
+    )
+
+
+COMMANDS += [archive_group, hold_group, purge_command]

@@ -390,6 +390,38 @@ class RetryConfig:
         return step * (1.0 - self.jitter + 2.0 * self.jitter * draw)
 
 
+@attrs.frozen
+class ArchiveConfig:
+    """Sealed archive files of settled messages ([archive]; gateway.retention)."""
+
+    dir: Path | None = None  # None: <data_dir>/archive
+    after: float = 90 * 86400.0  # seconds a settled message stays live before it is archived
+    max_messages: int = 10_000  # per archive file
+    interval: float | None = 6 * 3600.0  # the daemon's pass; None: only `gateway archive run`
+
+
+# What retention is kept per (direction, state): the keys of [retention].
+RETENTION_KEYS: Final = (
+    "in_received",
+    "in_delivered",
+    "in_rejected",
+    "in_withdrawn",
+    "out_accepted",
+    "out_recalled",
+)
+
+
+@attrs.frozen
+class RetentionConfig:
+    """How long an archived message stays in the live store, per direction and state, in
+    seconds from its arrival; None (the default, `forever`): never purged."""
+
+    periods: tuple[tuple[str, float | None], ...] = tuple((k, None) for k in RETENTION_KEYS)
+
+    def period(self, direction: str, state: str) -> float | None:
+        return dict(self.periods).get(f"{direction}_{state}")
+
+
 class UnknownAgencies(enum.Enum):
     REFUSE = "refuse"  # an agency missing from a non-empty directory (or ceased) is refused
     ALLOW = "allow"  # routes alone decide
@@ -431,6 +463,8 @@ class Config:
     limits: LimitsConfig = LimitsConfig()
     retry: RetryConfig = RetryConfig()
     policy: PolicyConfig = PolicyConfig()
+    archive: ArchiveConfig = ArchiveConfig()
+    retention: RetentionConfig = RetentionConfig()
     # The bearer token Prometheus presents at /metrics of the office face; None: not served.
     metrics_token: Secret | None = attrs.field(default=None, repr=False)
     warnings: tuple[Problem, ...] = ()
@@ -481,8 +515,9 @@ class Config:
 
 # --- scalar parsers (also used by the CLI) -----------------------------------------------------
 
-_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d)\Z")
-_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_DURATION = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h|d|y)\Z")
+# A year of retention is 365 days: the law counts years, and a day more is never a loss.
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "y": 31536000.0}
 _SIZE = re.compile(r"^([0-9]+)\s*(B|KB|KIB|MB|MIB|GB|GIB)?\Z")
 _SIZE_UNITS = {None: 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30}
 _RATE = re.compile(r"^([0-9]+(?:\.[0-9]+)?)\s*/\s*(s|m|min|h)\Z")
@@ -711,7 +746,18 @@ _LIMITS_KEYS = ("max_envelope_bytes", "max_depth", "max_elements", "office_rate"
 _RETRY_KEYS = ("schedule", "jitter", "max_attempts")
 _POLICY_KEYS = ("paper_recipients", "paper_submission_to", "paper_keywords", "unknown_agencies")
 _METRICS_KEYS = ("token", "token_file", "token_env")
-_SINGLE_SECTIONS = ("node", "trust", "calendar", "limits", "retry", "policy", "metrics")
+_ARCHIVE_KEYS = ("dir", "after", "max_messages", "interval")
+_SINGLE_SECTIONS = (
+    "node",
+    "trust",
+    "calendar",
+    "limits",
+    "retry",
+    "policy",
+    "metrics",
+    "archive",
+    "retention",
+)
 _PREFIXES = ("agency", "office", "route")
 
 
@@ -856,6 +902,8 @@ class _Loader:
         limits = self.limits()
         retry = self.retry()
         policy = self.policy()
+        archive = self.archive()
+        retention = self.retention()
         metrics_token, _ = self.secret(self.section("metrics", _METRICS_KEYS), "metrics")
         if self.problems or node is None:
             raise ConfigError(self.path, self.problems)
@@ -870,6 +918,8 @@ class _Loader:
             limits=limits,
             retry=retry,
             policy=policy,
+            archive=archive,
+            retention=retention,
             metrics_token=metrics_token,
             warnings=tuple(self.warnings),
         )
@@ -1483,6 +1533,57 @@ class _Loader:
         office_rate = s.convert("office_rate", _parse_rate, d.office_rate, rate_en, rate_vi)
         exchange_rate = s.convert("exchange_rate", _parse_rate, d.exchange_rate, rate_en, rate_vi)
         return LimitsConfig(size, depth, elements, office_rate, exchange_rate)
+
+    def archive(self) -> ArchiveConfig:
+        s = self.section("archive", _ARCHIVE_KEYS)
+        d = ArchiveConfig()
+        after = s.convert(
+            "after",
+            _positive(parse_duration),
+            d.after,
+            "a duration such as 90d",
+            "thời lượng như 90d",
+        )
+        interval: float | None = d.interval
+        raw = s.text("interval")
+        if raw is not None and raw.strip().lower() == "off":
+            interval = None
+        else:
+            interval = s.convert(
+                "interval",
+                _positive(parse_duration),
+                d.interval,
+                "a duration such as 6h, or off",
+                "thời lượng như 6h, hoặc off",
+            )
+        return ArchiveConfig(
+            dir=s.path("dir"),
+            after=after,
+            max_messages=s.integer("max_messages", d.max_messages, low=1, high=1_000_000),
+            interval=interval,
+        )
+
+    def retention(self) -> RetentionConfig:
+        s = self.section("retention", RETENTION_KEYS)
+        periods: list[tuple[str, float | None]] = []
+        for key in RETENTION_KEYS:
+            raw = s.text(key)
+            if raw is None or raw.strip().lower() == "forever":
+                periods.append((key, None))
+                continue
+            periods.append(
+                (
+                    key,
+                    s.convert(
+                        key,
+                        _positive(parse_duration),
+                        None,
+                        "a duration such as 10y or 365d, or forever",
+                        "thời lượng như 10y hoặc 365d, hoặc forever",
+                    ),
+                )
+            )
+        return RetentionConfig(tuple(periods))
 
     def retry(self) -> RetryConfig:
         s = self.section("retry", _RETRY_KEYS)

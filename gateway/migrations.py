@@ -507,6 +507,40 @@ CREATE TABLE axis_clock (
 ) STRICT;
 """
 
+# Running for years (issue #7): which archive file holds a message, the chain of archive files,
+# legal holds, and a tombstone for every message purged from the live store.
+_V7 = """
+ALTER TABLE messages ADD COLUMN archived_in TEXT;
+CREATE INDEX messages_unarchived ON messages (arrived_at) WHERE archived_in IS NULL;
+CREATE INDEX messages_archived ON messages (archived_in, arrived_at) WHERE archived_in IS NOT NULL;
+
+CREATE TABLE archives (
+    sequence         INTEGER PRIMARY KEY CHECK (sequence > 0),
+    file_name        TEXT NOT NULL UNIQUE,
+    manifest_sha256  TEXT NOT NULL CHECK (length(manifest_sha256) = 64),
+    messages         INTEGER NOT NULL CHECK (messages >= 0),
+    first_arrived_at TEXT,
+    last_arrived_at  TEXT,
+    created_at       TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE holds (
+    document_id TEXT PRIMARY KEY,
+    reason      TEXT NOT NULL,
+    set_by      TEXT NOT NULL,
+    set_at      TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE purged (
+    message_id  TEXT PRIMARY KEY,
+    document_id TEXT NOT NULL,
+    direction   TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    archived_in TEXT NOT NULL,
+    purged_at   TEXT NOT NULL
+) STRICT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
@@ -516,6 +550,7 @@ MIGRATIONS: tuple[Migration, ...] = (
         5, "regulation rules: statistics columns, legal receipt, links, directory, numbers", _V5
     ),
     Migration(6, "axes: relayed bytes, axis items pulled, axis clocks", _V6),
+    Migration(7, "archive files, legal holds, purged tombstones", _V7),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

@@ -33,6 +33,7 @@ from gateway.metrics import CertExpiry, MetricsResource, WithMetrics
 from gateway.ocspclient import OcspClient
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
+from gateway.retention import Maintenance
 from gateway.router import Router
 from gateway.soap import request_limit
 from gateway.store import Store
@@ -60,6 +61,7 @@ class Node:
         self.dispatcher: Dispatcher | None = None
         self.axis_loops: list[AxisPuller | DirectorySync] = []
         self.axis_clock: AxisClock | None = None
+        self.maintenance: Maintenance | None = None
         self.pool = ThreadPool(minthreads=1, maxthreads=4, name="edxml-cpu")
 
     async def start(self) -> None:
@@ -67,7 +69,7 @@ class Node:
         node = config.node
         node.data_dir.mkdir(parents=True, exist_ok=True)
         self.pool.start()
-        self.store = Store.open(node.db_path, reactor=reactor)
+        self.store = Store.open(node.db_path, reactor=reactor, blobs=node.blobs_dir)
         blobs = BlobStore(node.blobs_dir)
         await reactor_thread(reactor, blobs.sweep_tmp)
         router = Router(config)
@@ -115,6 +117,8 @@ class Node:
             ack_due=OfficeCalendar(config.calendar).end_of_working_day,
         )
         await self.dispatcher.start()
+        self.maintenance = Maintenance(config, self.store, reactor=reactor)
+        self.maintenance.start()
         for loop in self.axis_loops:
             if isinstance(loop, AxisPuller):
                 loop.set_after_round(self.dispatcher.poke)
@@ -195,6 +199,8 @@ class Node:
             await port.stopListening()
         for loop in self.axis_loops:
             await loop.stop()
+        if self.maintenance is not None:
+            await self.maintenance.stop()
         if self.dispatcher is not None:
             await self.dispatcher.stop()
         if self.store is not None:

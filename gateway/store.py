@@ -291,6 +291,27 @@ _STOP = object()
 _Job = tuple[Callable[[sqlite3.Connection], Any], Deferred[Any]]
 
 
+# The blob root of each writer connection a Store owns (by id(conn)): a row that names a blob is
+# committed only if the file is there at that moment. Purge deletes blobs in the writer thread
+# too, so a new reference to the very bytes it is deleting (an old document sent again) either
+# comes first and keeps the blob, or comes after and is refused (Unavailable: the sender retries
+# and the blob is written anew) — never a row naming a file that is gone.
+_BLOB_ROOTS: dict[int, Path] = {}
+
+
+class BlobMissing(Exception):
+    """A row would name a blob that is not (any more) on disk."""
+
+
+def _check_blobs(conn: sqlite3.Connection, *digests: str | None) -> None:
+    root = _BLOB_ROOTS.get(id(conn))
+    if root is None:
+        return
+    for digest in digests:
+        if digest is not None and not (root / digest[:2] / digest).is_file():
+            raise BlobMissing(f"blob {digest} is not on disk")
+
+
 def _configure(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -308,8 +329,10 @@ class Store:
         reactor: Any,
         migrations: Sequence[Migration] = MIGRATIONS,
         readers: int = 2,
+        blobs: Path | None = None,
     ) -> None:
         self.path = Path(path)
+        self._blobs = Path(blobs) if blobs is not None else None
         self._reactor: IReactorFromThreads = reactor
         self._threads_reactor: IReactorThreads = reactor
         self._migrations = tuple(migrations)
@@ -333,9 +356,11 @@ class Store:
         reactor: Any,
         migrations: Sequence[Migration] = MIGRATIONS,
         readers: int = 2,
+        blobs: Path | None = None,
     ) -> Store:
-        """Migrate (blocking, at start), open the writer connection and start the threads."""
-        store = cls(path, reactor=reactor, migrations=migrations, readers=readers)
+        """Migrate (blocking, at start), open the writer connection and start the threads.
+        `blobs`: the blob root, checked before a row naming a blob commits (see BlobMissing)."""
+        store = cls(path, reactor=reactor, migrations=migrations, readers=readers, blobs=blobs)
         store.start()
         return store
 
@@ -352,6 +377,8 @@ class Store:
         conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA synchronous = FULL")
         conn.execute("PRAGMA journal_size_limit = 67108864")
+        if self._blobs is not None:
+            _BLOB_ROOTS[id(conn)] = self._blobs
         self._thread = threading.Thread(
             target=self._writer_loop, args=(conn,), name="store-writer", daemon=True
         )
@@ -446,6 +473,7 @@ class Store:
         except Exception:
             self.log.failure("store writer thread failed")
         finally:
+            _BLOB_ROOTS.pop(id(conn), None)
             conn.close()
             self._reactor.callFromThread(self._stopped.callback, None)
 
@@ -631,6 +659,7 @@ def _insert_message(
     conn: sqlite3.Connection, msg: NewMessage, *, state: str, receipt_json: str | None, now: str
 ) -> bool:
     """Insert unless the idempotency key already holds a row; True when inserted."""
+    _check_blobs(conn, msg.blob.sha256, msg.forward_blob.sha256 if msg.forward_blob else None)
     cursor = conn.execute(
         "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
         " code_number, code_notation, promulgation_date, subject, priority, state, blob_sha256,"

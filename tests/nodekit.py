@@ -173,8 +173,8 @@ class NodeKit:
             node_extra=node_extra,
         )
         config = loads(text, base_dir=directory, environ={})
-        store = Store.open(config.node.data_dir / "gateway.sqlite3", reactor=reactor)
-        blobs = BlobStore(config.node.data_dir / "blobs")
+        store = Store.open(config.node.db_path, reactor=reactor, blobs=config.node.blobs_dir)
+        blobs = BlobStore(config.node.blobs_dir)
         pool = ThreadPool(minthreads=1, maxthreads=2, name="nodekit-cpu")
         pool.start()
         clock = Clock()

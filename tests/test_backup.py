@@ -36,7 +36,7 @@ class BackupTests(TestCase):
             self.kit.envelope(HOSTED_H23, [REMOTE_G22, REMOTE_G09]), self.kit.office()
         )
         self.data_dir = self.kit.config.node.data_dir
-        self.db = self.data_dir / "gateway.sqlite3"
+        self.db = self.kit.config.node.db_path
         (self.data_dir / "pki").mkdir(exist_ok=True)
         (self.data_dir / "pki" / "node.key").write_text("not a real key")
 

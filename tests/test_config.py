@@ -176,7 +176,8 @@ class ValueTests(SynchronousTestCase):
         self.assertEqual(parse_size("64kb"), 65536)
         self.assertEqual(parse_size("1GiB"), 1 << 30)
         self.assertEqual(parse_size("512"), 512)
-        for bad in ("30", "2 minutes", "-1s", "1y"):
+        self.assertEqual(parse_duration("10y"), 10 * 365 * 86400.0)
+        for bad in ("30", "2 minutes", "-1s", "1w"):
             self.assertRaises(ValueError, parse_duration, bad)
         for bad in ("1.5MB", "MB", "10TB"):
             self.assertRaises(ValueError, parse_size, bad)
@@ -470,6 +471,28 @@ class SecretTests(SynchronousTestCase):
         # On loopback (the simulator) plain http is no warning.
         local = load(write(base, BASE + route.replace("vxp.example.gov.vn", "127.0.0.1:8099")))
         self.assertEqual(local.warnings, ())
+
+    def test_archive_and_retention(self) -> None:
+        base = make_dir(self)
+        text = BASE + (
+            "\n[archive]\nafter = 30d\nmax_messages = 500\ninterval = off\n"
+            "\n[retention]\nin_delivered = 10y\nout_accepted = 365d\nin_rejected = forever\n"
+        )
+        config = load(write(base, text))
+        self.assertEqual(
+            (config.archive.after, config.archive.max_messages, config.archive.interval),
+            (30 * 86400.0, 500, None),
+        )
+        self.assertEqual(config.retention.period("in", "delivered"), 10 * 365 * 86400.0)
+        self.assertEqual(config.retention.period("out", "accepted"), 365 * 86400.0)
+        self.assertIsNone(config.retention.period("in", "rejected"))
+        self.assertIsNone(config.retention.period("out", "recalled"))
+        error = self.assertRaises(
+            ConfigError, load, write(base, BASE + "\n[retention]\nin_delivered = soon\nkeep = 1\n")
+        )
+        self.assertEqual(
+            where(error.problems), {("retention", "in_delivered"), ("retention", "keep")}
+        )
 
     def test_a_relay_needs_its_organ_id(self) -> None:
         base = make_dir(self)

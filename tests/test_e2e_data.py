@@ -14,6 +14,7 @@ import datetime as dt
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -237,3 +238,59 @@ class DiskFull(_Stream):
         poll("B's statuses to go out", lambda: quiet(b), timeout=120)
         verify = cli_json(b, "verify")
         self.assertTrue(verify["ok"], verify)
+
+
+class ArchiveCommands(_Stream):
+    def test_archive_run_verify_hold_and_purge_from_the_cli(self) -> None:
+        a, b = make_pair(Path(self.mktemp()))
+        self.addCleanup(a.stop)
+        self.addCleanup(b.stop)
+        a.start()
+        b.start()
+        pool, futures = self.stream(a, 3, 9000)
+        with pool:
+            self.assertEqual(sum(f.result(timeout=60) for f in futures), 3)
+        poll("A's deliveries to B to complete", lambda: drained(a), timeout=60)
+        documents = sorted(receipts_at_a(a))
+        a.stop()
+        a.conf.write_text(
+            a.conf.read_text()
+            + "\n[archive]\nafter = 1s\ninterval = off\n\n[retention]\nout_accepted = 2s\n",
+            encoding="utf-8",
+        )
+        time.sleep(2.1)
+        done = cli_json(a, "archive", "run")
+        self.assertGreaterEqual(done["messages"], 3)
+        directory = Path(done["directory"])
+        checked = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "archive", "verify", str(directory), "--json"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(checked.returncode, 0, checked.stdout.decode(errors="replace"))
+        self.assertTrue(json.loads(checked.stdout)["ok"])
+        self.assertEqual(len(cli_json(a, "archive", "list")), len(done["files"]))
+        held = documents[0]
+        self.assertTrue(cli_json(a, "hold", "set", held, "--reason", "thanh tra 2026")["held"])
+        purged = cli_json(a, "purge")
+        self.assertGreaterEqual(purged["messages"], 2)
+        self.assertGreaterEqual(purged["held"], 1)
+        self.assertEqual(cli_json(a, "show", held)["document_id"], held)
+        gone = cli_json(a, "show", documents[1])
+        self.assertTrue(gone["purged"][0]["archived_in"].endswith(".zip"))
+        self.assertTrue(cli_json(a, "verify")["ok"])
+        self.assertTrue(cli_json(a, "audit", "verify")["intact"])
+        # One flipped byte anywhere in a file, and the offline check says where.
+        target = sorted(directory.glob("*.zip"))[0]
+        data = bytearray(target.read_bytes())
+        data[len(data) // 3] ^= 0x20
+        target.write_bytes(bytes(data))
+        broken = subprocess.run(
+            [sys.executable, "-m", "gateway.cli", "archive", "verify", str(directory), "--json"],
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+        self.assertEqual(broken.returncode, 65)
+        self.assertFalse(json.loads(broken.stdout)["ok"])
