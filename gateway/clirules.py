@@ -321,9 +321,17 @@ def stats(
     if recount:
         again = statistics.recount(conn, query, hosted=hosted)
         if again != result:
+            # Purged messages (retention) still count in the kept counters, not in a recount.
+            (purged,) = conn.execute("SELECT count(*) FROM purged").fetchone()
+            note = (
+                f"\n  {purged} messages were purged by retention: the recount no longer sees them"
+                f"\n  {purged} văn bản đã bị xóa theo thời hạn lưu giữ: đếm lại không còn thấy"
+                if purged
+                else ""
+            )
             click.echo(
                 "the kept counters differ from a recount of the messages; the recount is shown"
-                "\n  bộ đếm thống kê khác với kết quả đếm lại; hiển thị kết quả đếm lại",
+                "\n  bộ đếm thống kê khác với kết quả đếm lại; hiển thị kết quả đếm lại" + note,
                 err=True,
             )
             emit(again, True, None)
