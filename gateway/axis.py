@@ -52,6 +52,7 @@ from gateway.interfaces import (
     TransientFailure,
     TransportReceipt,
 )
+from gateway.periodic import Periodic
 from gateway.soap import FaultCode, GatewayFault
 from gateway.store import Store, utc_text
 from gateway.vxpclient import AckStatus, MessageType, VxpClient, VxpRefused, VxpUnavailable
@@ -525,30 +526,18 @@ class DirectorySync:
         self._client = client
         self._store = store
         self._clock = clock
-        self._timer: IDelayedCall | None = None
-        self._running: Deferred[Any] | None = None
+        self._periodic = Periodic(
+            f"directory sync on {route.name}",
+            self.sync_once,
+            every=route.directory_sync,
+            clock=clock,
+        )
 
     def start(self) -> None:
-        self._timer = self._clock.callLater(0, self._tick)
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._running is not None:
-            await self._running
-
-    def _tick(self) -> None:
-        self._running = Deferred.fromCoroutine(self.sync_once())
-        self._running.addErrback(
-            lambda f: self.log.failure("directory sync on {route}", f, route=self._route.name)
-        )
-        self._running.addBoth(self._next)
-
-    def _next(self, _: object) -> None:
-        self._running = None
-        if self._timer is not None and self._route.directory_sync is not None:
-            self._timer = self._clock.callLater(self._route.directory_sync, self._tick)
+        await self._periodic.stop()
 
     async def sync_once(self) -> directory.SyncResult | None:
         try:

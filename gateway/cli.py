@@ -287,14 +287,12 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
             # Past its retention: the live store keeps a tombstone naming the archive file.
             fields = ("message_id", "document_id", "direction", "kind", "archived_in", "purged_at")
             payload = {"purged": [dict(zip(fields, row, strict=True)) for row in gone]}
-            emit(
-                payload,
-                as_json,
-                lambda p: [
+
+            def tombstones(p: dict[str, Any]) -> None:
+                for g in p["purged"]:
                     click.echo(f"{g['message_id']} purged {g['purged_at']}; in {g['archived_in']}")
-                    for g in p["purged"]
-                ],
-            )
+
+            emit(payload, as_json, tombstones)
             return
         click.echo(f"no message {key}", err=True)
         sys.exit(EX_NOINPUT)

@@ -423,12 +423,21 @@ class Maintenance:
     """Archive, then apply retention, every `[archive] interval`, in a thread: the reactor and
     the store's writer only see short jobs. A pass that fails is logged and tried next time."""
 
+    FIRST = 60.0  # seconds after start: the node serves first
+
     def __init__(self, config: Config, store: Store, *, reactor: Any) -> None:
+        from gateway.periodic import Periodic
+
         self._config = config
         self._store = store
         self._reactor = reactor
-        self._timer: Any = None
-        self._running: Any = None
+        self._periodic = Periodic(
+            "maintenance pass",
+            self._pass,
+            every=config.archive.interval,
+            clock=reactor,
+            first=self.FIRST,
+        )
 
     def _write(self, job: Callable[[sqlite3.Connection], T]) -> T:
         from twisted.internet.defer import Deferred
@@ -445,28 +454,15 @@ class Maintenance:
         purged = purge_pass(self._config, self._write, now=now)
         return {"archive": archived.to_json(), "purge": purged.to_json()}
 
-    def start(self) -> None:
-        if self._config.archive.interval is not None:
-            self._timer = self._reactor.callLater(60.0, self._tick)
-
-    def _tick(self) -> None:
-        from twisted.internet.threads import deferToThread
+    async def _pass(self) -> None:
+        from twisted.internet.threads import deferToThreadPool
         from twisted.logger import Logger
 
-        log = Logger()
-        self._running = deferToThread(self._once)
-        self._running.addCallback(lambda r: log.info("maintenance pass: {result}", result=r))
-        self._running.addErrback(lambda f: log.failure("maintenance pass failed", f))
-        self._running.addBoth(self._next)
+        result = await deferToThreadPool(self._reactor, self._reactor.getThreadPool(), self._once)
+        Logger().info("maintenance pass: {result}", result=result)
 
-    def _next(self, _: object) -> None:
-        self._running = None
-        if self._timer is not None and self._config.archive.interval is not None:
-            self._timer = self._reactor.callLater(self._config.archive.interval, self._tick)
+    def start(self) -> None:
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        self._timer = None
-        if self._running is not None:
-            await self._running
+        await self._periodic.stop()

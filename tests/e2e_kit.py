@@ -220,6 +220,17 @@ def rows(node: Node, sql: str, *args: Any) -> list[tuple[Any, ...]]:
         conn.close()
 
 
+def drained(sender: Node, recipient: str) -> bool:
+    """Nothing of the sender's to `recipient` left queued, sending or waiting to retry."""
+    (left,) = rows(
+        sender,
+        "SELECT count(*) FROM deliveries WHERE recipient = ? AND state IN"
+        " ('queued', 'sending', 'retry_wait')",
+        recipient,
+    )[0]
+    return bool(left == 0)
+
+
 def history_at(
     office: Any, message_id: str, recipient: str, count: int, timeout: float
 ) -> list[str]:

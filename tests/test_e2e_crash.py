@@ -24,6 +24,7 @@ from e2e_kit import (
     Node,
     cli_json,
     document_id,
+    drained,
     envelope,
     make_pair,
     office_client,
@@ -109,16 +110,7 @@ class CrashTests(SynchronousTestCase):
         b.start()
         restarted = time.monotonic()
 
-        def drained() -> bool:
-            (left,) = rows(
-                a,
-                "SELECT count(*) FROM deliveries WHERE recipient = ? AND state IN"
-                " ('queued', 'sending', 'retry_wait')",
-                H40,
-            )[0]
-            return left == 0
-
-        poll("A's retries to H40 to complete", drained, timeout=60, every=0.2)
+        poll("A's retries to H40 to complete", lambda: drained(a, H40), timeout=60, every=0.2)
         done = time.monotonic()
         states = dict(
             rows(

@@ -34,6 +34,9 @@ try:
         poll,
         rows,
     )
+    from tests.e2e_kit import (
+        drained as drained_to,
+    )
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from e2e_kit import (  # type: ignore[no-redef, import-not-found]
         H23,
@@ -45,6 +48,9 @@ except ImportError:  # tests/ itself on sys.path (no package __init__)
         office_client,
         poll,
         rows,
+    )
+    from e2e_kit import (
+        drained as drained_to,
     )
 
 SENDERS = 4
@@ -82,13 +88,7 @@ def documents_in(db: Path) -> Counter[str]:
 
 
 def drained(a: Node) -> bool:
-    (left,) = rows(
-        a,
-        "SELECT count(*) FROM deliveries WHERE recipient = ? AND state IN"
-        " ('queued', 'sending', 'retry_wait')",
-        H40,
-    )[0]
-    return left == 0
+    return drained_to(a, H40)
 
 
 def quiet(node: Node) -> bool:
