@@ -307,24 +307,35 @@ class PurgePass:
         return attrs.asdict(self)
 
 
-def _due(conn: sqlite3.Connection, config: Config, now: dt.datetime) -> tuple[list[str], int]:
+def _due(
+    conn: sqlite3.Connection, config: Config, now: dt.datetime, limit: int
+) -> tuple[list[str], int]:
+    """Up to `limit` archived messages past their retention and not held, and how many more
+    are past it but held."""
     due: list[str] = []
     held = 0
     for key, period in config.retention.periods:
         if period is None:
             continue
         direction, state = key.split("_", 1)
-        cutoff = utc_text(now - dt.timedelta(seconds=period))
-        for message_id, hold in conn.execute(
-            "SELECT m.id, h.document_id FROM messages m LEFT JOIN holds h"
-            " ON h.document_id = m.document_id WHERE m.archived_in IS NOT NULL"
-            " AND m.direction = ? AND m.state = ? AND m.arrived_at < ?",
-            (direction, state, cutoff),
-        ):
-            if hold is not None:
-                held += 1
-            else:
-                due.append(message_id)
+        where = "m.archived_in IS NOT NULL AND m.direction = ? AND m.state = ? AND m.arrived_at < ?"
+        args = (direction, state, utc_text(now - dt.timedelta(seconds=period)))
+        held += conn.execute(
+            f"SELECT count(*) FROM messages m JOIN holds h ON h.document_id = m.document_id"
+            f" WHERE {where}",
+            args,
+        ).fetchone()[0]
+        due += [
+            r[0]
+            for r in conn.execute(
+                f"SELECT m.id FROM messages m WHERE {where} AND NOT EXISTS"
+                f" (SELECT 1 FROM holds h WHERE h.document_id = m.document_id)"
+                f" ORDER BY m.arrived_at LIMIT ?",
+                (*args, limit - len(due)),
+            )
+        ]
+        if len(due) >= limit:
+            break
     return due, held
 
 
@@ -401,13 +412,15 @@ def purge_pass(
     config: Config, write: Write[Any], *, now: dt.datetime, actor: str = "retention"
 ) -> PurgePass:
     """Apply `[retention]` now (blocking: a thread or the CLI)."""
-    total = deleted = 0
-    with _reading(config.node.db_path) as conn:
-        due, held = _due(conn, config, now)
-    for start in range(0, len(due), _MARK_BATCH):
-        batch = due[start : start + _MARK_BATCH]
-        digests = write(functools.partial(_purge, ids=batch, now=now, actor=actor))
-        total += len(batch)
+    total = deleted = held = 0
+    while True:
+        # In batches: memory stays bounded however much is due at once.
+        with _reading(config.node.db_path) as conn:
+            due, held = _due(conn, config, now, _MARK_BATCH)
+        if not due:
+            break
+        digests = write(functools.partial(_purge, ids=due, now=now, actor=actor))
+        total += len(due)
         deleted += write(
             functools.partial(
                 _delete_unreferenced, blobs_root=config.node.blobs_dir, digests=digests
