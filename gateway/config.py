@@ -1202,8 +1202,8 @@ class _Loader:
             s.problem(
                 "transport",
                 _shown(transport.value),
-                f"soap or local: the {transport.value} transport is not implemented yet",
-                f"soap hoặc local: phương thức {transport.value} chưa được hỗ trợ",
+                f"soap, vxp or local: the {transport.value} transport is not implemented yet",
+                f"soap, vxp hoặc local: phương thức {transport.value} chưa được hỗ trợ",
             )
         patterns: list[RoutePattern] = []
         raw_patterns = _split_list(s.text("organ_ids") or "")
@@ -1482,7 +1482,8 @@ class _Loader:
         return PolicyConfig(
             paper_recipients=patterns("paper_recipients", d.paper_recipients),
             paper_submission_to=patterns("paper_submission_to", d.paper_submission_to),
-            paper_keywords=tuple(_split_list(keywords))
+            # Keywords are phrases ("tổ chức cán bộ"): only commas separate them.
+            paper_keywords=tuple(k.strip() for k in keywords.split(",") if k.strip())
             if keywords is not None
             else d.paper_keywords,
             unknown_agencies=s.choice("unknown_agencies", UnknownAgencies, d.unknown_agencies),

@@ -5,7 +5,7 @@ Codes change: on 2025-07-01 Hà Nam, Nam Định and Ninh Bình became one provi
 ceased has `valid_to` and, where known, a `successor`; a document addressed to it is refused with
 the successor named (a person re-addresses official mail, the gateway never does it silently).
 
-The directory is enforced once it holds entries ([policy] unknown_recipients = refuse, the
+The directory is enforced once it holds entries ([policy] unknown_agencies = refuse, the
 default): every recipient of an outbound document, and every sender of an inbound one, must be
 in it and valid on the day. An empty directory leaves routing to the routes' patterns, so a new
 node works before its directory is loaded.

@@ -920,25 +920,13 @@ class Inbound:
             )
         msg, receipt = await self._status_message(package, doc, report, now)
         ref = msg.blob
-        staff = doc.staff_info
         status = NewStatus(
             message_id=target,
             organ_id=reporter,
             code=doc.status_code.value,
             reported_at=doc.timestamp or now,
             description=doc.description,
-            staff_json=json.dumps(
-                {
-                    "department": staff.department,
-                    "staff": staff.staff,
-                    "mobile": staff.mobile,
-                    "email": staff.email,
-                }
-                if staff is not None
-                else {},
-                ensure_ascii=False,
-                sort_keys=True,
-            ),
+            staff_json=statuses.staff_json(doc.staff_info),
             blob=ref,
         )
         actor = f"{peer.kind}:{peer.name}"

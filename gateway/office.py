@@ -201,6 +201,10 @@ def _staff(staff_json: str) -> soap.Staff | None:
         return None
     if not isinstance(data, dict):
         return None
+    # statuses.staff_json keeps the person's name as "name"; rows stored before it kept the
+    # edXML element's name, "staff".
+    if not data.get("name") and data.get("staff"):
+        data["name"] = data["staff"]
     fields = {
         key: str(data[key]) if data.get(key) else None
         for key in ("name", "department", "email", "mobile")

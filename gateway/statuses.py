@@ -10,6 +10,7 @@ caller's clock in +07:00. A rejection (02) must say why (QCVN 102: Description i
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable
 from typing import Final
 
@@ -43,6 +44,21 @@ OFFICE_CODES: Final = frozenset(
 # A Description longer than this helps nobody and may hit a peer's column limit.
 MAX_DESCRIPTION: Final = 2000
 MAX_REASONS: Final = 5
+
+
+def staff_json(staff: StaffInfo | None) -> str:
+    """How a status' StaffInfo is kept with its history line (the office face shows it)."""
+    data = (
+        {
+            "department": staff.department,
+            "name": staff.staff,
+            "mobile": staff.mobile,
+            "email": staff.email,
+        }
+        if staff is not None
+        else {}
+    )
+    return json.dumps(data, ensure_ascii=False, sort_keys=True)
 
 
 def reporter(config: Config, organ_id: str) -> Organization:

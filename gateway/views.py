@@ -86,7 +86,11 @@ def summary(conn: sqlite3.Connection) -> dict[str, Any]:
         "SELECT direction, kind, state, count(*) AS n FROM messages "
         "GROUP BY direction, kind, state ORDER BY direction, kind, state",
     )
-    pending_inbox = conn.execute("SELECT count(*) FROM inbox WHERE acked_at IS NULL").fetchone()[0]
+    # What the office face would hand out: a document withdrawn before pickup is no longer.
+    pending_inbox = conn.execute(
+        "SELECT count(*) FROM inbox i JOIN messages m ON m.id = i.message_id"
+        " WHERE i.acked_at IS NULL AND m.state = 'received'"
+    ).fetchone()[0]
     audit_rows = conn.execute("SELECT count(*) FROM audit").fetchone()[0]
     return {
         "deliveries": deliveries,
@@ -124,12 +128,14 @@ def queue(
 
 
 def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
-    """One message by id, or the newest with that DocumentId: verdict, deliveries, statuses,
-    and every audit event about it."""
+    """One message by id, or by DocumentId the newest envelope of it (a status about it only if
+    there is none): verdict, deliveries, statuses, and every audit event about it."""
     message = store.get_message(conn, key)
     if message is None:
+        # A DocumentId names a document: its envelope (the newest), before any status about it.
         row = conn.execute(
-            "SELECT id FROM messages WHERE document_id = ? ORDER BY created_at DESC LIMIT 1",
+            "SELECT id FROM messages WHERE document_id = ?"
+            " ORDER BY kind = 'envelope' DESC, created_at DESC LIMIT 1",
             (key,),
         ).fetchone()
         if row is None:

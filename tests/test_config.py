@@ -494,6 +494,12 @@ class SecretTests(SynchronousTestCase):
             where(error.problems), {("retention", "in_delivered"), ("retention", "keep")}
         )
 
+    def test_paper_keywords_are_phrases(self) -> None:
+        base = make_dir(self)
+        text = BASE + "\n[policy]\npaper_keywords = tài chính, tổ chức cán bộ , khiếu nại\n"
+        config = load(write(base, text))
+        self.assertEqual(config.policy.paper_keywords, ("tài chính", "tổ chức cán bộ", "khiếu nại"))
+
     def test_a_relay_needs_its_organ_id(self) -> None:
         base = make_dir(self)
         error = self.assertRaises(

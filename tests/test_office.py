@@ -33,6 +33,7 @@ from edxml import reader
 from edxml.codes import BusinessDocType, StatusCode
 from edxml.model import Envelope, StatusPacket
 from edxml.writer import write
+from gateway import statuses
 from gateway import store as st
 from gateway.auth import Authenticator, bearer_token, require_acts_for
 from gateway.blobs import BlobStore
@@ -192,6 +193,7 @@ class StoringOutbound:
                         packet.status_code.value,
                         packet.timestamp or now,
                         description=packet.description,
+                        staff_json=statuses.staff_json(packet.staff_info),
                     ),
                     now=now,
                     actor="test",
@@ -325,6 +327,9 @@ class OfficeFaceTests(TestCase):
         self.assertEqual([s.Code for s in history], ["03", "06"])
         self.assertEqual(history[0].Description, "Đã tiếp nhận")
         self.assertEqual(history[0].Reporter, G22)
+        # The person who reported it, through the sender's node and back out of its face.
+        self.assertEqual(history[0].Staff.Name, "Nguyễn Văn B")
+        self.assertEqual(history[0].Staff.Department, "Văn thư")
         self.assertEqual(history[0].Timestamp.utcoffset(), dt.timedelta(hours=7))
         self.assertIsNone(recipients[G09].LatestStatus)
 

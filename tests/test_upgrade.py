@@ -57,7 +57,7 @@ class ReleasedDataTests(SynchronousTestCase):
         status = cli_json(node, "status")
         self.assertEqual(sum(m["n"] for m in status["messages"]), messages)
         shown = cli_json(node, "show", SAMPLE_DOCUMENT)
-        self.assertEqual(shown["document_id"], SAMPLE_DOCUMENT)
+        self.assertEqual((shown["document_id"], shown["kind"]), (SAMPLE_DOCUMENT, "envelope"))
         self.assertEqual(node.stop(), 0)
         # Migrated, with the old database kept beside it first.
         new = sqlite3.connect(db)
