@@ -120,117 +120,13 @@ class _World(SynchronousTestCase):
         self.assertEqual(still, [])
 
 
-class AxesEndToEnd(_World):
-    def test_1_a_document_and_its_statuses_cross_both_axes(self) -> None:
-        _, got = self.round_trip("601")
-        world = self.world
-        # The route it took: H23's own TraceHeader under its seal, then P's hop outside it.
-        shown = cli_json(world.b, "show", got.MessageId)
-        trace = [(t["organ_id"], t["signed"]) for t in shown["trace"]]
-        self.assertEqual(trace[0], (H23, True))
-        self.assertEqual(trace[-1], (RELAY, False))
-        self.assertEqual(shown["verdict"]["signature"]["state"], "valid")
-        self.assertEqual(shown["verdict"]["signature"]["hops_after_signing"], 1)
-        [item] = shown["axis_items"]
-        self.assertEqual(
-            (item["route"], item["outcome"], item["acked_status"]), ("national", "accepted", "done")
-        )
-        # At P: kept as received, forwarded with its hop, one delivery on the national axis.
-        [(relayed_id,)] = rows(
-            world.p,
-            "SELECT id FROM messages WHERE kind = 'envelope' AND document_id = ?",
-            document_id(H23, "601"),
-        )
-        relayed = cli_json(world.p, "show", relayed_id)
-        self.assertEqual(relayed["direction"], "in")
-        self.assertIsNotNone(relayed["forward_sha256"])
-        self.assertEqual(
-            [(d["recipient"], d["route"], d["state"]) for d in relayed["deliveries"]],
-            [(H40, "national", "sent")],
-        )
-        # The statuses went B → axis → P → A; P kept each as received and forwarded it.
-        relayed_statuses = rows(
-            world.p,
-            "SELECT m.business_type, d.recipient, d.route, d.state FROM messages m"
-            " JOIN deliveries d ON d.message_id = m.id WHERE m.kind = 'status'"
-            " AND m.document_id = ? ORDER BY m.arrived_at",
-            document_id(H23, "601"),
-        )
-        self.assertEqual(
-            relayed_statuses,
-            [(code, H23, "hanam", "sent") for code in ("01", "03", "06")],
-        )
-        # The simulator saw every item acknowledged.
-        state = world.sim.state()
-        mine = [i for i in state["items"] if i["to"] in (H40, H23)]
-        self.assertEqual({i["messagetype"] for i in mine}, {"edoc", "status"})
-        self.assertTrue(all(i["acknowledged"] for i in mine), mine)
-        self.assertOnceAtB("601")
-        # B's directory came from the axis' agency list; a sync asked for now changes nothing.
-        listed = {a["organ_id"]: a["source"] for a in cli_json(world.b, "directory", "list")}
-        self.assertEqual(listed, {H23: "axis:national", H40: "axis:national"})
-        synced = cli_json(world.b, "directory", "sync")
-        self.assertEqual((synced["listed"], synced["added"], synced["removed"]), (2, 0, 0))
-        # A relay node that hosts nobody is still a node: its status reads.
-        status_p = cli_json(world.p, "status")
-        self.assertTrue(status_p["relay"])
-        self.assertEqual(status_p["axes"][0]["findings"], [])
-
-    def _with_fault(self, number: str, **fault: Any) -> None:
-        self.world.sim.faults(**fault)
-        try:
-            self.round_trip(number)
-        finally:
-            self.world.sim.faults(
-                slow=0, http500=0, drop_after_commit=0, not_ready=0, duplicate_listing=False
-            )
-        self.assertOnceAtB(number)
-
-    def test_2_slow_answers(self) -> None:
-        self._with_fault("602", slow=0.6)
-
-    def test_3_server_errors(self) -> None:
-        self._with_fault("603", http500=4)
-
-    def test_4_upload_stored_but_answer_lost(self) -> None:
-        before = self.world.sim.state()["uploads"]
-        self._with_fault("604", drop_after_commit=1)
-        # P uploaded again after the lost answer: the axis held two copies; B kept one.
-        self.assertGreater(self.world.sim.state()["uploads"] - before, 4)
-
-    def test_5_duplicate_listings(self) -> None:
-        self._with_fault("605", duplicate_listing=True)
-
-    def test_6_listed_but_not_downloadable_yet(self) -> None:
-        self._with_fault("606", not_ready=2)
-        [(attempts,)] = rows(
-            self.world.b,
-            "SELECT i.fetch_attempts FROM axis_items i JOIN messages m ON m.id = i.message_id"
-            " WHERE m.document_id = ?",
-            document_id(H23, "606"),
-        )
-        self.assertGreaterEqual(attempts, 3)
-
-    def test_7_axis_clock_skew_is_a_finding(self) -> None:
-        self.world.sim.faults(clock_offset=900)
-        try:
-            self.round_trip("607")
-
-            def skewed() -> Any:
-                axes = cli_json(self.world.b, "status")["axes"]
-                return [f for a in axes for f in a["findings"] if f["code"] == "AxisClockSkew"]
-
-            [finding] = poll("the skew finding", skewed, timeout=TIMEOUT)
-            self.assertIn("national", finding["message_en"])
-            self.assertIn("lệch", finding["message_vi"])
-        finally:
-            self.world.sim.faults(clock_offset=0)
-
-
-class PullLoopCrash(_World):
+class _PullLoopCrash(_World):
     """SIGKILL of B inside its pull loop: once while it fetches (the simulator answers slowly),
     once after it stored a document but before the axis heard its acknowledgement (the
-    simulator loses every acknowledgement)."""
+    simulator loses every acknowledgement). They run last, in the same four processes, after the
+    faults (`test_k…` sorts after `test_7…`)."""
+
+    __test__ = False
 
     def _kill_b_when(self, what: str, probe: Any) -> None:
         poll(what, probe, timeout=TIMEOUT, every=0.05)
@@ -307,3 +203,112 @@ class PullLoopCrash(_World):
         )
         report = cli_json(self.world.b, "audit", "verify")
         self.assertTrue(report["intact"], report)
+
+
+class AxesEndToEnd(_PullLoopCrash):
+    __test__ = True
+
+    def test_1_a_document_and_its_statuses_cross_both_axes(self) -> None:
+        _, got = self.round_trip("601")
+        world = self.world
+        # The route it took: H23's own TraceHeader under its seal, then P's hop outside it.
+        shown = cli_json(world.b, "show", got.MessageId)
+        trace = [(t["organ_id"], t["signed"]) for t in shown["trace"]]
+        self.assertEqual(trace[0], (H23, True))
+        self.assertEqual(trace[-1], (RELAY, False))
+        self.assertEqual(shown["verdict"]["signature"]["state"], "valid")
+        self.assertEqual(shown["verdict"]["signature"]["hops_after_signing"], 1)
+        [item] = shown["axis_items"]
+        self.assertEqual(
+            (item["route"], item["outcome"], item["acked_status"]), ("national", "accepted", "done")
+        )
+        # At P: kept as received, forwarded with its hop, one delivery on the national axis.
+        [(relayed_id,)] = rows(
+            world.p,
+            "SELECT id FROM messages WHERE kind = 'envelope' AND document_id = ?",
+            document_id(H23, "601"),
+        )
+        relayed = cli_json(world.p, "show", relayed_id)
+        self.assertEqual(relayed["direction"], "in")
+        self.assertIsNotNone(relayed["forward_sha256"])
+        self.assertEqual(
+            [(d["recipient"], d["route"], d["state"]) for d in relayed["deliveries"]],
+            [(H40, "national", "sent")],
+        )
+        # The statuses went B → axis → P → A; P kept each as received and forwarded it.
+        relayed_statuses = rows(
+            world.p,
+            "SELECT m.business_type, d.recipient, d.route, d.state FROM messages m"
+            " JOIN deliveries d ON d.message_id = m.id WHERE m.kind = 'status'"
+            " AND m.document_id = ? ORDER BY m.arrived_at",
+            document_id(H23, "601"),
+        )
+        self.assertEqual(
+            relayed_statuses,
+            [(code, H23, "hanam", "sent") for code in ("01", "03", "06")],
+        )
+        # The simulator saw every item acknowledged.
+        state = world.sim.state()
+        mine = [i for i in state["items"] if i["to"] in (H40, H23)]
+        self.assertEqual({i["messagetype"] for i in mine}, {"edoc", "status"})
+        self.assertTrue(all(i["acknowledged"] for i in mine), mine)
+        self.assertOnceAtB("601")
+        # B's directory came from the axis' agency list; a sync asked for now changes nothing.
+        listed = {a["organ_id"]: a["source"] for a in cli_json(world.b, "directory", "list")}
+        self.assertEqual(listed, {H23: "axis:national", H40: "axis:national"})
+        synced = cli_json(world.b, "directory", "sync")
+        self.assertEqual((synced["listed"], synced["added"], synced["removed"]), (2, 0, 0))
+        # A relay node that hosts nobody is still a node: its status reads.
+        status_p = cli_json(world.p, "status")
+        self.assertTrue(status_p["relay"])
+        self.assertEqual(status_p["axes"][0]["findings"], [])
+
+    def _with_fault(self, number: str, **fault: Any) -> None:
+        self.world.sim.faults(**fault)
+        try:
+            self.round_trip(number)
+        finally:
+            self.world.sim.faults(
+                slow=0, http500=0, drop_after_commit=0, not_ready=0, duplicate_listing=False
+            )
+        self.assertOnceAtB(number)
+
+    def test_2_slow_answers(self) -> None:
+        self._with_fault("602", slow=0.3)
+
+    def test_3_server_errors(self) -> None:
+        self._with_fault("603", http500=4)
+
+    def test_4_upload_stored_but_answer_lost(self) -> None:
+        before = self.world.sim.state()["uploads"]
+        self._with_fault("604", drop_after_commit=1)
+        # P uploaded again after the lost answer: the axis held two copies; B kept one.
+        self.assertGreater(self.world.sim.state()["uploads"] - before, 4)
+
+    def test_5_duplicate_listings(self) -> None:
+        self._with_fault("605", duplicate_listing=True)
+
+    def test_6_listed_but_not_downloadable_yet(self) -> None:
+        self._with_fault("606", not_ready=2)
+        [(attempts,)] = rows(
+            self.world.b,
+            "SELECT i.fetch_attempts FROM axis_items i JOIN messages m ON m.id = i.message_id"
+            " WHERE m.document_id = ?",
+            document_id(H23, "606"),
+        )
+        self.assertGreaterEqual(attempts, 3)
+
+    def test_7_axis_clock_skew_is_a_finding(self) -> None:
+        self.world.sim.faults(clock_offset=900)
+        try:
+            self.round_trip("607")
+
+            def skewed() -> Any:
+                axes = cli_json(self.world.b, "status")["axes"]
+                return [f for a in axes for f in a["findings"] if f["code"] == "AxisClockSkew"]
+
+            [finding] = poll("the skew finding", skewed, timeout=TIMEOUT)
+            self.assertIn("national", finding["message_en"])
+            self.assertIn("lệch", finding["message_vi"])
+        finally:
+            self.world.sim.faults(clock_offset=0)

@@ -123,10 +123,10 @@ class BackupUnderLoad(_Stream):
         self.addCleanup(b.stop)
         a.start()
         b.start()
-        count = 160
+        count = 100
         pool, futures = self.stream(a, count, 1000)
         with pool:
-            poll("40 receipts from B", lambda: len(receipts_at_a(a)) >= 40 or None, timeout=60)
+            poll("25 receipts from B", lambda: len(receipts_at_a(a)) >= 25 or None, timeout=60)
             dest = b.directory.parent / "backup"
             manifest = cli_json(b, "backup", str(dest))
             self.assertEqual(sum(f.result(timeout=120) for f in futures), count)
@@ -174,7 +174,7 @@ class BackupUnderLoad(_Stream):
 
 
 class DiskFull(_Stream):
-    SIZE = "3m"
+    SIZE = "2m"
 
     def mount(self, where: Path, size: str) -> None:
         where.mkdir(parents=True, exist_ok=True)
@@ -198,7 +198,7 @@ class DiskFull(_Stream):
         b.start()
         assert b.process is not None
         pid = b.process.pid
-        count = 300
+        count = 200
         pool, futures = self.stream(a, count, 5000)
         with pool:
             self.assertEqual(sum(f.result(timeout=180) for f in futures), count)
