@@ -655,8 +655,13 @@ def _org_text(org: dict[str, str] | None) -> str:
 
 
 from gateway.clidata import COMMANDS as DATA  # noqa: E402
+from gateway.clihub import COMMANDS as HUB_SIMULATORS  # noqa: E402
 from gateway.clirules import COMMANDS  # noqa: E402 (they share clikit, not this module)
 from gateway.clisim import COMMANDS as SIMULATORS  # noqa: E402
+from gateway.clisim import simulate as _simulate  # noqa: E402
+
+for _command in HUB_SIMULATORS:
+    _simulate.add_command(_command)
 
 for _command in (*COMMANDS, *DATA, *SIMULATORS):
     main.add_command(_command)

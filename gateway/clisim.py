@@ -42,7 +42,8 @@ from typing import Any
 
 import click
 
-from gateway.clikit import EX_CONFIG, EX_OK
+from gateway.clikit import EX_CONFIG
+from gateway.simhost import run_foreground
 
 __all__ = ["COMMANDS", "endpoint_description", "load_agencies", "load_systems", "simulate"]
 
@@ -208,7 +209,7 @@ def vxp(
         click.echo(f"simulate vxp: {exc}", err=True)
         sys.exit(EX_CONFIG)
 
-    from twisted.internet import defer, reactor
+    from twisted.internet import reactor
     from twisted.logger import globalLogBeginner, jsonFileLogObserver, textFileLogObserver
 
     from gateway.vxpsim import VxpSimulator
@@ -233,25 +234,7 @@ def vxp(
     except ValueError as exc:
         click.echo(f"simulate vxp: {exc}", err=True)
         sys.exit(EX_CONFIG)
-    failed: list[BaseException] = []
-
-    async def start() -> None:
-        try:
-            url = await simulator.start(description)
-        except Exception as exc:
-            failed.append(exc)
-            click.echo(f"simulate vxp: cannot listen on {listen}: {exc}", err=True)
-            reactor.stop()
-            return
-        click.echo(json.dumps({"listening": url}))
-        sys.stdout.flush()
-
-    reactor.callWhenRunning(lambda: defer.Deferred.fromCoroutine(start()))
-    reactor.addSystemEventTrigger(
-        "before", "shutdown", lambda: defer.Deferred.fromCoroutine(simulator.stop())
-    )
-    reactor.run()
-    sys.exit(1 if failed else EX_OK)
+    run_foreground(simulator, name="vxp", listen=listen, description=description)
 
 
 COMMANDS = [simulate]

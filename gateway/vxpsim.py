@@ -54,7 +54,6 @@ import base64
 import binascii
 import datetime as dt
 import hashlib
-import ipaddress
 import json
 import os
 import secrets
@@ -67,18 +66,18 @@ import attrs
 from lxml import etree
 
 from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web import http
 from twisted.web.resource import Resource
-from twisted.web.server import NOT_DONE_YET, Request, Site
+from twisted.web.server import NOT_DONE_YET, Request
 
 from edxml import vxp, xmlsafe
 from edxml.codes import NS
 from edxml.errors import EdxmlError
 from edxml.xmlsafe import Limits
+from gateway.simhost import SimSite, SimulatorHost, is_loopback
 
 __all__ = [
     "DEFAULT_PREFIX",
@@ -242,44 +241,6 @@ def _text(element: etree._Element | None) -> str:
     return "" if element is None else (element.text or "").strip()
 
 
-class _SimSite(Site):
-    """A Site without access-log lines (the simulator logs one structured line per request)
-    that remembers its connections, so that stopping can close them."""
-
-    noisy = False
-
-    def __init__(self, resource: Resource) -> None:
-        super().__init__(resource, timeout=None)
-        self.connections: set[Any] = set()
-
-    def buildProtocol(self, addr: Any) -> Any:
-        protocol = super().buildProtocol(addr)
-        if protocol is None:
-            return None
-        self.connections.add(protocol)
-        original = protocol.connectionLost
-
-        def lost(reason: Failure) -> Any:
-            self.connections.discard(protocol)
-            return original(reason)
-
-        protocol.connectionLost = lost
-        return protocol
-
-    def transports(self) -> list[Any]:
-        """The transports of the connections still open."""
-        found = []
-        for protocol in self.connections:
-            channel = getattr(protocol, "_channel", protocol)  # the HTTP/1.1-or-2 wrapper
-            transport = getattr(channel, "transport", None)
-            if transport is not None and getattr(transport, "connected", False):
-                found.append(transport)
-        return found
-
-    def log(self, request: Any) -> None:
-        pass
-
-
 class _SimResource(Resource):
     isLeaf = True
 
@@ -291,7 +252,7 @@ class _SimResource(Resource):
         return self._simulator.render(request)
 
 
-class VxpSimulator:
+class VxpSimulator(SimulatorHost):
     """The axis in memory. `systems` maps a system id to its `System`; `agencies` is the
     directory getAgenciesList answers (each entry needs a `code`; by default every registered
     agency); `clock` gives the time in epoch seconds (default the reactor's)."""
@@ -313,6 +274,7 @@ class VxpSimulator:
         self._reactor = reactor
         self._clock: Callable[[], float] = clock or reactor.seconds
         self.prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+        self.mount = self.prefix
         self._limits = limits
         self.systems: dict[str, System] = {}
         self._runtime_systems: set[str] = set()
@@ -333,51 +295,11 @@ class VxpSimulator:
         if faults:
             self.faults.update(faults)
         self.resource = _SimResource(self)
-        self.site = _SimSite(self.resource)
+        self.site = SimSite(self.resource)
         self._port: Any = None
         self._waiting: set[Deferred[None]] = set()
 
     # --- running --------------------------------------------------------------------------
-
-    async def start(self, listen: str = "tcp:0:interface=127.0.0.1") -> str:
-        """Listen on a Twisted server endpoint description; the base URL of the operations."""
-        endpoint = serverFromString(self._reactor, listen)
-        self._port = await endpoint.listen(self.site)
-        return self.url
-
-    def listen(self, port: int = 0, interface: str = "127.0.0.1") -> str:
-        """Listen on TCP now (no Deferred: for tests' setUp); the base URL of the operations."""
-        self._port = self._reactor.listenTCP(port, self.site, interface=interface)
-        return self.url
-
-    @property
-    def url(self) -> str:
-        if self._port is None:
-            raise RuntimeError("the simulator is not listening")
-        address = self._port.getHost()
-        host = str(getattr(address, "host", "127.0.0.1"))
-        if host in {"0.0.0.0", ""}:
-            host = "127.0.0.1"
-        elif host == "::":
-            host = "::1"
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{address.port}{self.prefix}"
-
-    async def stop(self) -> None:
-        """Stop listening, drop answers still waiting (`slow`), close open connections."""
-        for waiting in list(self._waiting):
-            waiting.cancel()
-        if self._port is not None:
-            port, self._port = self._port, None
-            await port.stopListening()
-        for _ in range(100):
-            transports = self.site.transports()
-            if not transports:
-                break
-            for transport in transports:
-                transport.abortConnection()
-            await deferLater(self._reactor, 0.01, lambda: None)
 
     # --- configuration --------------------------------------------------------------------
 
@@ -923,7 +845,7 @@ class VxpSimulator:
     def _control_answer_for(self, request: Request, name: str) -> bytes:
         peer = request.getClientAddress()
         host = getattr(peer, "host", None)
-        if host is not None and not _loopback(str(host)):
+        if host is not None and not is_loopback(str(host)):
             return self._control_answer(request, 403, {"error": "loopback peers only"})
         try:
             if name == "state" and request.method == b"GET":
@@ -1049,16 +971,6 @@ class VxpSimulator:
                 self._runtime_systems.add(system_id)
         except (OSError, ValueError, KeyError, TypeError, binascii.Error) as exc:
             raise ValueError(f"cannot read the simulator state {path}: {exc}") from exc
-
-
-def _loopback(host: str) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        return address.ipv4_mapped.is_loopback
-    return address.is_loopback
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
