@@ -402,7 +402,7 @@ def verify(
     """
     if not isinstance(trust, Trust):
         raise TypeError("trust must be an edxml.signature.Trust (explicit trust anchors)")
-    tree = _faithful_tree(data, limits, gated)
+    tree = xmlsafe.faithful_tree(data, limits=limits, gated=gated)
     return _Examination(tree, weak, _utc(now), tuple(crls), tuple(ocsp)).run(trust)
 
 
@@ -419,25 +419,9 @@ def describe(
     is only what the certificate claims. An altered or wrongly scoped one is still `invalid`.
     `gated` as for `verify`.
     """
-    return _Examination(_faithful_tree(data, limits, gated), weak, _utc(None)).run(None)
-
-
-def _faithful_tree(data: bytes, limits: xmlsafe.Limits, gated: bool) -> etree._Element:
-    """The received document as libxml2 reads it, for verification only.
-
-    The hardened parse refuses hostile bytes first (streaming attachments away: it costs 4x the
-    size when it keeps them, and only its verdict is wanted). Its tree cannot be digested: built
-    through a parser target, it rewrites prefixes when two of them name one namespace, and
-    canonical XML keeps prefixes. The bytes it accepted are therefore parsed once more, plainly.
-    """
-    if not gated:
-        xmlsafe.parse_stream(data, limits=limits, sink_factory=lambda index: _Discard())
-    return etree.fromstring(data, xmlsafe.reparser())
-
-
-class _Discard:
-    def write(self, data: bytes) -> None:
-        pass
+    return _Examination(
+        xmlsafe.faithful_tree(data, limits=limits, gated=gated), weak, _utc(None)
+    ).run(None)
 
 
 class _Examination:

@@ -76,14 +76,19 @@ def appended_hops(root: etree._Element) -> list[etree._Element]:
 
 
 def append_hop(
-    data: bytes, organ_id: str, at: dt.datetime, *, limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS
+    data: bytes,
+    organ_id: str,
+    at: dt.datetime,
+    *,
+    limits: xmlsafe.Limits = xmlsafe.DEFAULT_LIMITS,
+    gated: bool = False,
 ) -> bytes:
     """`data` with one more TraceHeader (organ_id, `at` in Vietnam time) after the last one.
+    `gated` as for `xmlsafe.faithful_tree` (a relay has just examined these bytes).
 
     Raises TraceNotWritable when the envelope has no TraceHeader to follow, or when its bytes do
     not let the last one's end tag be found for certain."""
-    xmlsafe.parse_stream(data, limits=limits, sink_factory=lambda index: _Discard())
-    root = etree.fromstring(data, xmlsafe.reparser())
+    root = xmlsafe.faithful_tree(data, limits=limits, gated=gated)
     headers = trace_headers(root)
     if not headers:
         raise TraceNotWritable(
@@ -120,8 +125,3 @@ def _unfindable() -> TraceNotWritable:
         "the end of the last TraceHeader cannot be found exactly in the envelope's bytes",
         vi="không xác định chính xác được điểm kết thúc TraceHeader cuối trong gói tin",
     )
-
-
-class _Discard:
-    def write(self, data: bytes) -> None:
-        pass

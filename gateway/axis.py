@@ -52,6 +52,7 @@ from gateway.interfaces import (
     TransientFailure,
     TransportReceipt,
 )
+from gateway.outbound import now_of
 from gateway.periodic import Periodic
 from gateway.soap import FaultCode, GatewayFault
 from gateway.store import Store, utc_text
@@ -60,10 +61,6 @@ from gateway.vxpclient import AckStatus, MessageType, VxpClient, VxpRefused, Vxp
 __all__ = ["AxisClock", "AxisPuller", "DirectorySync", "VxpTransport", "axis_items"]
 
 MESSAGE_TYPES: tuple[MessageType, ...] = ("edoc", "status")
-
-
-def _now(clock: Any) -> dt.datetime:
-    return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC)
 
 
 @implementer(ITransport)
@@ -145,7 +142,7 @@ class VxpTransport:
             route=self._route.name,
             axis_id=doc_id,
         )
-        return TransportReceipt(doc_id, _now(self._clock))
+        return TransportReceipt(doc_id, now_of(self._clock))
 
 
 # --- axis items (store jobs) --------------------------------------------------------------------
@@ -377,7 +374,7 @@ class AxisPuller:
         return await self._store.write(job)
 
     async def _take(self, item: ListedItem, message_type: str, tally: _Tally) -> bool:
-        route, now = self._route.name, _now(self._clock)
+        route, now = self._route.name, now_of(self._clock)
         known: AxisItem = await self._write(lambda c: _seen(c, route, item, message_type, now))
         if known.outcome is not None:
             # Settled here already (the axis lost our acknowledgement or lists it again).
@@ -412,7 +409,7 @@ class AxisPuller:
                     outcome="refused",
                     message_id=None,
                     detail=detail,
-                    now=_now(self._clock),
+                    now=now_of(self._clock),
                 )
             )
             return await self._ack(item.doc_id, "fail", reason)
@@ -426,7 +423,7 @@ class AxisPuller:
                 outcome=outcome,
                 message_id=receipt.message_id,
                 detail=None,
-                now=_now(self._clock),
+                now=now_of(self._clock),
             )
         )
         return await self._ack(item.doc_id, "done")
@@ -443,7 +440,9 @@ class AxisPuller:
                 error=str(exc),
             )
             return not isinstance(exc, VxpUnavailable)
-        await self._write(lambda c: _acked(c, self._route.name, axis_id, status, _now(self._clock)))
+        await self._write(
+            lambda c: _acked(c, self._route.name, axis_id, status, now_of(self._clock))
+        )
         return True
 
 
@@ -480,7 +479,7 @@ class AxisClock:
                     offset=offset,
                     bound=route.max_clock_skew,
                 )
-            when = _now(self._clock)
+            when = now_of(self._clock)
             d = self._store.write(
                 lambda c: c.execute(
                     "INSERT INTO axis_clock (route, offset_seconds, round_trip_seconds,"
@@ -553,7 +552,7 @@ class DirectorySync:
             directory.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
             for a in listed
         ]
-        now = _now(self._clock)
+        now = now_of(self._clock)
         result: directory.SyncResult = await self._store.write(
             lambda c: directory.sync_from_axis(
                 c, self._route.name, entries, now=now, actor=f"axis:{self._route.name}"

@@ -27,7 +27,6 @@ gateway.clisim.
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,13 @@ from typing import Any
 import click
 
 from gateway.clikit import EX_CONFIG
-from gateway.clisim import SimConfigError, endpoint_description
+from gateway.clisim import (
+    SimConfigError,
+    endpoint_description,
+    entry_secret,
+    log_to_stderr,
+)
+from gateway.clisim import parse_faults as parse_sim_faults
 from gateway.simhost import run_foreground
 
 __all__ = ["COMMANDS", "edoc_hub", "load_organizations", "parse_faults"]
@@ -59,28 +64,13 @@ def load_organizations(path: Path) -> tuple[list[Any], list[str]]:
         where = f"{path}: organisation #{index}"
         if not isinstance(entry, dict):
             raise SimConfigError(f"{where}: not a JSON object")
-        sources = [k for k in ("token_file", "token_env", "token") if k in entry]
-        if len(sources) != 1:
-            raise SimConfigError(f"{where}: name exactly one of token_file, token_env, token")
-        source = sources[0]
-        value = entry[source]
-        if not isinstance(value, str) or not value:
-            raise SimConfigError(f"{where}: {source} must be non-empty text")
-        if source == "token_file":
-            token_path = Path(value)
-            if not token_path.is_absolute():
-                token_path = path.parent / token_path
-            try:
-                token = token_path.read_text("utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise SimConfigError(f"{where}: cannot read token_file: {exc}") from None
-        elif source == "token_env":
-            token = os.environ.get(value, "").strip()
-            if not token:
-                raise SimConfigError(f"{where}: environment variable {value} is not set")
-        else:
-            token = value.strip()
-            warnings.append(f"{where}: inline token (allowed for tests only)")
+        raw, warning = entry_secret(entry, path, where, "token")
+        warnings.extend([warning] if warning else [])
+        try:
+            token = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SimConfigError(f"{where}: the token is not UTF-8 text") from None
+        sources = ("token_file", "token_env", "token")
         fields = {k: v for k, v in entry.items() if k not in sources}
         try:
             org = HubOrganization.from_json({**fields, "token": token})
@@ -96,16 +86,7 @@ def load_organizations(path: Path) -> tuple[list[Any], list[str]]:
 def parse_faults(texts: tuple[str, ...]) -> dict[str, Any]:
     from gateway.edochubsim import fault_value
 
-    faults: dict[str, Any] = {}
-    for text in texts:
-        name, sep, value = text.partition("=")
-        if not sep:
-            raise SimConfigError(f"--fault {text!r}: expected NAME=VALUE")
-        try:
-            faults[name.strip()] = fault_value(name.strip(), value.strip())
-        except ValueError as exc:
-            raise SimConfigError(f"--fault {text!r}: {exc}") from None
-    return faults
+    return parse_sim_faults(texts, fault_value)
 
 
 @click.command(
@@ -142,18 +123,10 @@ def edoc_hub(listen: str, organizations_file: Path, faults: tuple[str, ...], pat
         sys.exit(EX_CONFIG)
 
     from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, jsonFileLogObserver, textFileLogObserver
 
     from gateway.edochubsim import HubSimulator
 
-    observer = (
-        textFileLogObserver(sys.stderr)
-        if sys.stderr.isatty()
-        else jsonFileLogObserver(sys.stderr, recordSeparator="")
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+    log_to_stderr(warnings)
     simulator = HubSimulator(orgs, reactor=reactor, faults=fault_values, path=path)
     run_foreground(simulator, name="edoc-hub", listen=listen, description=description)
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -76,29 +77,8 @@ def load_systems(path: Path) -> tuple[dict[str, Any], list[str]]:
         where = f"{path}: system {system_id}"
         if system_id in systems:
             raise SimConfigError(f"{where}: given twice")
-        sources = [k for k in ("secret_file", "secret_env", "secret") if k in entry]
-        if len(sources) != 1:
-            raise SimConfigError(f"{where}: name exactly one of secret_file, secret_env, secret")
-        source = sources[0]
-        value = entry[source]
-        if not isinstance(value, str) or not value:
-            raise SimConfigError(f"{where}: {source} must be non-empty text")
-        if source == "secret_file":
-            secret_path = Path(value)
-            if not secret_path.is_absolute():
-                secret_path = path.parent / secret_path
-            try:
-                secret = secret_path.read_bytes().strip()
-            except OSError as exc:
-                raise SimConfigError(f"{where}: cannot read secret_file: {exc.strerror}") from None
-        elif source == "secret_env":
-            text = os.environ.get(value)
-            if not text:
-                raise SimConfigError(f"{where}: environment variable {value} is not set")
-            secret = text.strip().encode("utf-8")
-        else:
-            secret = value.strip().encode("utf-8")
-            warnings.append(f"{where}: inline secret (allowed for tests only)")
+        secret, warning = entry_secret(entry, path, where, "secret")
+        warnings.extend([warning] if warning else [])
         if not secret:
             raise SimConfigError(f"{where}: the secret is empty")
         agencies = entry.get("agencies", [])
@@ -108,6 +88,49 @@ def load_systems(path: Path) -> tuple[dict[str, Any], list[str]]:
             raise SimConfigError(f"{where}: agencies must be a list of codes")
         systems[system_id] = System(secret, [a.strip() for a in agencies])
     return systems, warnings
+
+
+def entry_secret(
+    entry: dict[str, Any], path: Path, where: str, stem: str
+) -> tuple[bytes, str | None]:
+    """An entry's secret from exactly one of `<stem>_file` (relative to `path`), `<stem>_env`
+    or an inline `<stem>` (tests only: the warning says so)."""
+    keys = (f"{stem}_file", f"{stem}_env", stem)
+    sources = [k for k in keys if k in entry]
+    if len(sources) != 1:
+        raise SimConfigError(f"{where}: name exactly one of {', '.join(keys)}")
+    source = sources[0]
+    value = entry[source]
+    if not isinstance(value, str) or not value:
+        raise SimConfigError(f"{where}: {source} must be non-empty text")
+    if source == keys[0]:
+        secret_path = Path(value)
+        if not secret_path.is_absolute():
+            secret_path = path.parent / secret_path
+        try:
+            return secret_path.read_bytes().strip(), None
+        except OSError as exc:
+            raise SimConfigError(f"{where}: cannot read {source}: {exc.strerror}") from None
+    if source == keys[1]:
+        text = os.environ.get(value, "").strip()
+        if not text:
+            raise SimConfigError(f"{where}: environment variable {value} is not set")
+        return text.encode("utf-8"), None
+    return value.strip().encode("utf-8"), f"{where}: inline {stem} (allowed for tests only)"
+
+
+def log_to_stderr(warnings: list[str]) -> None:
+    """A simulator's log: one line per request on stderr (text on a terminal, else JSON)."""
+    from twisted.logger import globalLogBeginner, jsonFileLogObserver, textFileLogObserver
+
+    observer = (
+        textFileLogObserver(sys.stderr)
+        if sys.stderr.isatty()
+        else jsonFileLogObserver(sys.stderr, recordSeparator="")
+    )
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
 
 
 def load_agencies(path: Path) -> list[dict[str, Any]]:
@@ -124,16 +147,22 @@ def load_agencies(path: Path) -> list[dict[str, Any]]:
     return document
 
 
-def parse_faults(texts: tuple[str, ...]) -> dict[str, Any]:
-    from gateway.vxpsim import fault_value
+def parse_faults(
+    texts: tuple[str, ...], fault_value: Callable[[str, Any], Any] | None = None
+) -> dict[str, Any]:
+    """`--fault NAME=VALUE` options, each checked by the simulator's `fault_value`."""
+    if fault_value is None:
+        from gateway import vxpsim
 
+        fault_value = vxpsim.fault_value
+    check: Callable[[str, Any], Any] = fault_value
     faults: dict[str, Any] = {}
     for text in texts:
         name, sep, value = text.partition("=")
         if not sep:
             raise SimConfigError(f"--fault {text!r}: expected NAME=VALUE")
         try:
-            faults[name.strip()] = fault_value(name.strip(), value.strip())
+            faults[name.strip()] = check(name.strip(), value.strip())
         except ValueError as exc:
             raise SimConfigError(f"--fault {text!r}: {exc}") from None
     return faults
@@ -210,18 +239,10 @@ def vxp(
         sys.exit(EX_CONFIG)
 
     from twisted.internet import reactor
-    from twisted.logger import globalLogBeginner, jsonFileLogObserver, textFileLogObserver
 
     from gateway.vxpsim import VxpSimulator
 
-    observer = (
-        textFileLogObserver(sys.stderr)
-        if sys.stderr.isatty()
-        else jsonFileLogObserver(sys.stderr, recordSeparator="")
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
-    for warning in warnings:
-        click.echo(f"warning: {warning}", err=True)
+    log_to_stderr(warnings)
     try:
         simulator = VxpSimulator(
             systems,

@@ -24,7 +24,6 @@ from typing import Any, Final, TypeVar
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
@@ -40,7 +39,7 @@ from edxml.edochub import (
     StaffInfo,
     Trace,
 )
-from gateway.vxpclient import _drain, _network_reason, _Oversized, _read
+from gateway.vxpclient import _drain, _network_reason, _Oversized, _read, one_shot_agent
 
 __all__ = ["HubClient", "HubRefused", "HubUnavailable"]
 
@@ -130,15 +129,7 @@ class HubClient:
         self._reactor = reactor
         self._timeout = timeout
         self._max_document = max_document_bytes
-        if agent is None:
-            pool = HTTPConnectionPool(reactor, persistent=False)
-            agent = Agent(
-                reactor,
-                contextFactory=BrowserLikePolicyForHTTPS(),
-                connectTimeout=timeout,
-                pool=pool,
-            )
-        self._http = HTTPClient(agent)
+        self._http = HTTPClient(agent or one_shot_agent(reactor, timeout))
 
     def __repr__(self) -> str:
         return f"HubClient({self._endpoint!r}, organ_id={self._organ_id!r})"
@@ -201,18 +192,7 @@ class HubClient:
             timestamp=timestamp,
             staff=staff,
         )
-        message = await self._call(request, SMALL_ANSWER)
-        try:
-            self._parse(
-                request.action,
-                lambda e: edochub.parse_simple(e, request.action),
-                message.envelope,
-            )
-        except HubRefused as exc:
-            if exc.kind is edochub.ErrorKind.DUPLICATE:
-                return False
-            raise
-        return True
+        return await self._accepted(request, unless=edochub.ErrorKind.DUPLICATE)
 
     async def get_traces(self, since: dt.datetime | None = None) -> tuple[Trace, ...]:
         """GetTraces. Without `since` the hub forgets what it hands over: keep it before
@@ -231,6 +211,13 @@ class HubClient:
         """CheckPermission: whether the hub accepts our OrganId and token (a probe: a plain
         mismatch is False, not an exception)."""
         request = edochub.check_permission(self._organ_id, self._token.reveal())
+        return await self._accepted(request, unless=edochub.ErrorKind.AUTH)
+
+    # --- the exchange ---------------------------------------------------------------------
+
+    async def _accepted(self, request: edochub.Request, *, unless: edochub.ErrorKind) -> bool:
+        """A call answered by a plain Report: True when it succeeded, False when the hub
+        refused it for the reason `unless` (a duplicate status, a wrong token), else raised."""
         message = await self._call(request, SMALL_ANSWER)
         try:
             self._parse(
@@ -239,12 +226,10 @@ class HubClient:
                 message.envelope,
             )
         except HubRefused as exc:
-            if exc.kind is edochub.ErrorKind.AUTH:
+            if exc.kind is unless:
                 return False
             raise
         return True
-
-    # --- the exchange ---------------------------------------------------------------------
 
     def _parse(self, action: str, parse: Callable[[Any], T], data: Any) -> T:
         try:

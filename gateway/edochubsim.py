@@ -51,8 +51,7 @@ from typing import IO, Any, Final, cast
 import attrs
 from lxml import etree
 
-from twisted.internet.defer import CancelledError, Deferred
-from twisted.internet.task import deferLater
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -354,21 +353,7 @@ class HubSimulator(SimulatorHost):
             outcome=answer.outcome,
             http_status=answer.code,
         )
-        if self.faults.slow > 0:
-            self.fault_hits["slow"] += 1
-            waiting: Deferred[None] = deferLater(self._reactor, self.faults.slow, lambda: None)
-            self._waiting.add(waiting)
-            try:
-                await waiting
-            except CancelledError:
-                return
-            finally:
-                self._waiting.discard(waiting)
-        if gone:
-            return
-        if answer.drop:
-            transport: Any = request.channel.transport
-            transport.abortConnection()
+        if not await self.answer_ready(request, gone, drop=answer.drop):
             return
         request.setResponseCode(answer.code)
         request.setHeader(b"content-type", answer.content_type)

@@ -407,6 +407,7 @@ class Inbound:
                 organ_id,
                 self.now(),
                 limits=self._config.limits.xml_limits(),
+                gated=True,  # examined a moment ago: refused already if it were hostile
             )
         except trace.TraceNotWritable as exc:
             # Forwarded as received: the route misses one hop, the content loses nothing.

@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from gateway import archive
 from gateway.config import Config
-from gateway.store import Store, append_audit, utc_text
+from gateway.store import Store, append_audit, audit_of_message, dict_rows, utc_text
 
 __all__ = [
     "ArchivePass",
@@ -64,12 +64,6 @@ ORDER BY m.arrived_at, m.id LIMIT ?
 
 def archive_dir(config: Config) -> Path:
     return config.archive.dir or config.node.data_dir / "archive"
-
-
-def _rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
-    cursor = conn.execute(sql, args)
-    names = [c[0] for c in cursor.description]
-    return [dict(zip(names, row, strict=True)) for row in cursor]
 
 
 # --- legal holds ----------------------------------------------------------------------------------
@@ -113,7 +107,7 @@ def clear_hold(conn: sqlite3.Connection, document_id: str, *, now: dt.datetime, 
 
 
 def holds(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    return _rows(conn, "SELECT document_id, reason, set_by, set_at FROM holds ORDER BY set_at")
+    return dict_rows(conn, "SELECT document_id, reason, set_by, set_at FROM holds ORDER BY set_at")
 
 
 # --- archive ----------------------------------------------------------------------------------
@@ -144,26 +138,18 @@ def _last_link(conn: sqlite3.Connection) -> tuple[int, archive.Link | None]:
 
 
 def _message_parts(conn: sqlite3.Connection, message_id: str) -> dict[str, Any]:
-    message = _rows(conn, "SELECT * FROM messages WHERE id = ?", message_id)[0]
-    deliveries = _rows(
+    message = dict_rows(conn, "SELECT * FROM messages WHERE id = ?", message_id)[0]
+    deliveries = dict_rows(
         conn, "SELECT * FROM deliveries WHERE message_id = ? ORDER BY id", message_id
     )
-    ids = [str(d["id"]) for d in deliveries]
-    marks = ",".join("?" * len(ids)) or "NULL"
     return {
         "message": message,
         "deliveries": deliveries,
-        "statuses": _rows(
+        "statuses": dict_rows(
             conn, "SELECT * FROM statuses WHERE message_id = ? ORDER BY id", message_id
         ),
-        "inbox": _rows(conn, "SELECT * FROM inbox WHERE message_id = ?", message_id),
-        "audit": _rows(
-            conn,
-            "SELECT * FROM audit WHERE (subject_type = 'message' AND subject_id = ?)"
-            f" OR (subject_type = 'delivery' AND subject_id IN ({marks})) ORDER BY id",
-            message_id,
-            *ids,
-        ),
+        "inbox": dict_rows(conn, "SELECT * FROM inbox WHERE message_id = ?", message_id),
+        "audit": audit_of_message(conn, message_id, [d["id"] for d in deliveries]),
     }
 
 

@@ -8,12 +8,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 import click
 
 from twisted.internet import defer
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.task import deferLater
 from twisted.python.failure import Failure
@@ -77,9 +78,31 @@ class SimulatorHost:
 
     site: SimSite
     mount: str
+    faults: Any  # with `slow`, seconds every answer is held back
+    fault_hits: Counter[str]
     _reactor: Any
     _waiting: set[Deferred[None]]
     _port: Any = None
+
+    async def answer_ready(self, request: Any, gone: list[Any], *, drop: bool) -> bool:
+        """Hold the answer back by the `slow` fault, then say whether to write it: not when the
+        client went away, nor when the answer is to be lost (the connection is cut instead)."""
+        if self.faults.slow > 0:
+            self.fault_hits["slow"] += 1
+            waiting: Deferred[None] = deferLater(self._reactor, self.faults.slow, lambda: None)
+            self._waiting.add(waiting)
+            try:
+                await waiting
+            except CancelledError:
+                return False
+            finally:
+                self._waiting.discard(waiting)
+        if gone:
+            return False
+        if drop:
+            request.channel.transport.abortConnection()
+            return False
+        return True
 
     async def start(self, listen: str = "tcp:0:interface=127.0.0.1") -> str:
         """Listen on a Twisted server endpoint description; the base URL of the operations."""

@@ -648,6 +648,28 @@ def _message(conn: sqlite3.Connection, row: Sequence[Any]) -> MessageRecord:
     return MessageRecord(**fields, recipients=_recipients(conn, row[0]))
 
 
+def dict_rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
+    """The rows of a query as dicts by column name (views, archives)."""
+    cursor = conn.execute(sql, args)
+    names = [c[0] for c in cursor.description]
+    return [dict(zip(names, row, strict=True)) for row in cursor]
+
+
+def audit_of_message(
+    conn: sqlite3.Connection, message_id: str, delivery_ids: Sequence[int | str]
+) -> list[dict[str, Any]]:
+    """Every audit row about a message and its deliveries, in order."""
+    ids = [str(i) for i in delivery_ids]
+    marks = ",".join("?" * len(ids)) or "NULL"
+    return dict_rows(
+        conn,
+        "SELECT * FROM audit WHERE (subject_type = 'message' AND subject_id = ?)"
+        f" OR (subject_type = 'delivery' AND subject_id IN ({marks})) ORDER BY id",
+        message_id,
+        *ids,
+    )
+
+
 def get_message(conn: sqlite3.Connection, message_id: str) -> MessageRecord | None:
     row = conn.execute(
         f"SELECT {_MESSAGE_COLUMNS} FROM messages WHERE id = ?", (message_id,)

@@ -14,6 +14,7 @@ from typing import Any
 
 from edxml.model import VN_TZ
 from gateway import axis, documents, store
+from gateway.store import dict_rows
 
 
 def local_time(value: str | None) -> str | None:
@@ -22,12 +23,6 @@ def local_time(value: str | None) -> str | None:
         return None
     instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
     return instant.astimezone(VN_TZ).isoformat(timespec="seconds")
-
-
-def _rows(conn: sqlite3.Connection, sql: str, *args: Any) -> list[dict[str, Any]]:
-    cur = conn.execute(sql, args)
-    names = [d[0] for d in cur.description]
-    return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
@@ -79,9 +74,9 @@ def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
 def summary(conn: sqlite3.Connection) -> dict[str, Any]:
     deliveries = {
         r["state"]: r["n"]
-        for r in _rows(conn, "SELECT state, count(*) AS n FROM deliveries GROUP BY state")
+        for r in dict_rows(conn, "SELECT state, count(*) AS n FROM deliveries GROUP BY state")
     }
-    messages = _rows(
+    messages = dict_rows(
         conn,
         "SELECT direction, kind, state, count(*) AS n FROM messages "
         "GROUP BY direction, kind, state ORDER BY direction, kind, state",
@@ -120,7 +115,7 @@ def queue(
         args.append(route)
     sql += " ORDER BY d.priority_rank DESC, d.due_at, d.id LIMIT ?"
     args.append(limit)
-    out = _rows(conn, sql, *args)
+    out = dict_rows(conn, sql, *args)
     for row in out:
         row["next_attempt_at"] = local_time(row["next_attempt_at"])
         row["due_at"] = local_time(row["due_at"])
@@ -142,7 +137,7 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
             return None
         message = store.get_message(conn, row[0])
         assert message is not None
-    out = _rows(conn, "SELECT * FROM messages WHERE id = ?", message.id)[0]
+    out = dict_rows(conn, "SELECT * FROM messages WHERE id = ?", message.id)[0]
     for field in ("verdict_json", "receipt_json"):
         raw = out.pop(field, None)
         out[field.removesuffix("_json")] = json.loads(raw) if raw else None
@@ -151,11 +146,11 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
             out[field] = local_time(out[field])
     out["recipients"] = [
         r["organ_id"]
-        for r in _rows(
+        for r in dict_rows(
             conn, "SELECT organ_id FROM message_recipients WHERE message_id = ?", message.id
         )
     ]
-    deliveries = _rows(
+    deliveries = dict_rows(
         conn, "SELECT * FROM deliveries WHERE message_id = ? ORDER BY id", message.id
     )
     for d in deliveries:
@@ -164,22 +159,16 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
         raw = d.pop("receipt_json", None)
         d["receipt"] = json.loads(raw) if raw else None
     out["deliveries"] = deliveries
-    statuses = _rows(conn, "SELECT * FROM statuses WHERE message_id = ? ORDER BY id", message.id)
+    statuses = dict_rows(
+        conn, "SELECT * FROM statuses WHERE message_id = ? ORDER BY id", message.id
+    )
     for s in statuses:
         s["reported_at"] = local_time(s["reported_at"])
         s["received_at"] = local_time(s["received_at"])
     out["statuses"] = statuses
-    delivery_ids = [str(d["id"]) for d in deliveries]
-    marks = ",".join("?" * len(delivery_ids)) or "NULL"
-    events = _rows(
-        conn,
-        "SELECT id, at, actor, action, subject_type, subject_id, detail_json FROM audit "
-        "WHERE (subject_type = 'message' AND subject_id = ?) "
-        f"OR (subject_type = 'delivery' AND subject_id IN ({marks})) ORDER BY id",
-        message.id,
-        *delivery_ids,
-    )
+    events = store.audit_of_message(conn, message.id, [d["id"] for d in deliveries])
     for e in events:
+        del e["prev_hash"], e["hash"]
         e["at"] = local_time(e["at"])
         e["detail"] = json.loads(e.pop("detail_json"))
     out["events"] = events

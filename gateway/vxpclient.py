@@ -108,6 +108,15 @@ class _Secret:
     __str__ = __repr__
 
 
+def one_shot_agent(reactor: Any, timeout: float) -> IAgent:
+    """An Agent that verifies TLS like a browser and opens one connection per request, as the
+    axes' own clients do: nothing is left open between polls."""
+    pool = HTTPConnectionPool(reactor, persistent=False)
+    return Agent(
+        reactor, contextFactory=BrowserLikePolicyForHTTPS(), connectTimeout=timeout, pool=pool
+    )
+
+
 class VxpClient:
     """One system's client of one axis endpoint (`…/XrdAdapter/adapter` or a host root).
 
@@ -141,16 +150,7 @@ class VxpClient:
         self._timeout = timeout
         self._max_edoc = max_edoc_bytes
         self._observer = clock_observer
-        if agent is None:
-            # One connection per request, as the SDK does: nothing is left open between polls.
-            pool = HTTPConnectionPool(reactor, persistent=False)
-            agent = Agent(
-                reactor,
-                contextFactory=BrowserLikePolicyForHTTPS(),
-                connectTimeout=timeout,
-                pool=pool,
-            )
-        self._http = HTTPClient(agent)
+        self._http = HTTPClient(agent or one_shot_agent(reactor, timeout))
 
     def __repr__(self) -> str:
         return f"VxpClient({self._endpoint!r}, system_id={self._system_id!r})"
