@@ -25,20 +25,15 @@ an axis docId to the document.
 
 from __future__ import annotations
 
-import datetime as dt
-import json
 import sqlite3
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
 from zope.interface import implementer
 
-from twisted.internet.defer import Deferred, DeferredLock
-from twisted.internet.interfaces import IDelayedCall
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
 from edxml.vxp import ListedItem
 from gateway import directory
@@ -54,8 +49,20 @@ from gateway.interfaces import (
 )
 from gateway.outbound import now_of
 from gateway.periodic import Periodic
+from gateway.pulling import (
+    AxisItem,
+    PullLoop,
+    PullRound,
+    Tally,
+    acked,
+    axis_items,
+    fetch_attempt,
+    seen,
+    settled,
+)
 from gateway.soap import FaultCode, GatewayFault
 from gateway.store import Store, utc_text
+from gateway.transports import UploadOnce
 from gateway.vxpclient import AckStatus, MessageType, VxpClient, VxpRefused, VxpUnavailable
 
 __all__ = ["AxisClock", "AxisPuller", "DirectorySync", "VxpTransport", "axis_items"]
@@ -64,62 +71,20 @@ MESSAGE_TYPES: tuple[MessageType, ...] = ("edoc", "status")
 
 
 @implementer(ITransport)
-class VxpTransport:
+class VxpTransport(UploadOnce):
     """sendEdoc: one stored package uploaded to the axis. The axis' DocId is the receipt.
 
     The axis addresses an upload by its `To` elements, all of them: one upload serves every
-    recipient of the message on this route. The first delivery uploads; the others (at the same
-    time, later, or after a restart, from the store) are answered with its receipt, so an
-    envelope to five agencies is uploaded once, not five times (25 copies at the axis)."""
+    recipient of the message on this route (see `UploadOnce`), so an envelope to five agencies
+    is uploaded once, not five times (25 copies at the axis)."""
 
     log = Logger()
-    REMEMBERED = 10_000  # messages whose upload receipt is kept in memory
 
     def __init__(
         self, route: RouteConfig, client: VxpClient, *, clock: Any, store: Store | None = None
     ) -> None:
-        self._route = route
+        super().__init__(route, clock=clock, store=store)
         self._client = client
-        self._clock = clock
-        self._store = store
-        self._locks: dict[str, DeferredLock] = {}
-        self._uploaded: OrderedDict[str, TransportReceipt] = OrderedDict()
-
-    async def deliver(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
-        lock = self._locks.setdefault(package.message_id, DeferredLock())
-        await lock.acquire()
-        try:
-            receipt = self._uploaded.get(package.message_id) or await self._sibling(package)
-            if receipt is None:
-                receipt = await self._upload(package, payload)
-            self._uploaded[package.message_id] = receipt
-            self._uploaded.move_to_end(package.message_id)
-            while len(self._uploaded) > self.REMEMBERED:
-                self._uploaded.popitem(last=False)
-            return receipt
-        finally:
-            lock.release()
-            if not lock.locked and not lock.waiting:
-                self._locks.pop(package.message_id, None)
-
-    async def _sibling(self, package: OutboundPackage) -> TransportReceipt | None:
-        """The receipt of another delivery of the same message already uploaded on this route."""
-        if self._store is None:
-            return None
-        route, message_id = self._route.name, package.message_id
-        found = await self._store.read(
-            lambda c: c.execute(
-                "SELECT receipt_json FROM deliveries WHERE message_id = ? AND route = ?"
-                " AND state = 'sent' AND receipt_json IS NOT NULL LIMIT 1",
-                (message_id, route),
-            ).fetchone()
-        )
-        if found is None:
-            return None
-        data = json.loads(found[0])
-        return TransportReceipt(
-            data["receipt_id"], dt.datetime.fromisoformat(data["received_at"]), duplicate=False
-        )
 
     async def _upload(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
         message_type: MessageType = "status" if package.kind == "status" else "edoc"
@@ -145,132 +110,11 @@ class VxpTransport:
         return TransportReceipt(doc_id, now_of(self._clock))
 
 
-# --- axis items (store jobs) --------------------------------------------------------------------
-
-
-@attrs.frozen
-class AxisItem:
-    route: str
-    axis_id: str
-    message_type: str
-    sender: str | None
-    recipient: str | None
-    first_seen_at: str
-    fetch_attempts: int
-    outcome: str | None
-    message_id: str | None
-    detail: str | None
-    stored_at: str | None
-    acked_status: str | None
-    acked_at: str | None
-
-
-_ITEM_COLUMNS = (
-    "route, axis_id, message_type, sender, recipient, first_seen_at, fetch_attempts, outcome,"
-    " message_id, detail, stored_at, acked_status, acked_at"
-)
-
-
-def _seen(
-    conn: sqlite3.Connection, route: str, item: ListedItem, message_type: str, now: dt.datetime
-) -> AxisItem:
-    conn.execute(
-        "INSERT INTO axis_items (route, axis_id, message_type, sender, recipient, first_seen_at)"
-        " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (route, axis_id) DO NOTHING",
-        (route, item.doc_id, message_type, item.from_, item.to, utc_text(now)),
-    )
-    row = conn.execute(
-        f"SELECT {_ITEM_COLUMNS} FROM axis_items WHERE route = ? AND axis_id = ?",
-        (route, item.doc_id),
-    ).fetchone()
-    return AxisItem(*row)
-
-
-def _fetch_attempt(conn: sqlite3.Connection, route: str, axis_id: str, detail: str) -> None:
-    conn.execute(
-        "UPDATE axis_items SET fetch_attempts = fetch_attempts + 1, detail = ?"
-        " WHERE route = ? AND axis_id = ?",
-        (detail, route, axis_id),
-    )
-
-
-def _settled(
-    conn: sqlite3.Connection,
-    route: str,
-    axis_id: str,
-    *,
-    outcome: str,
-    message_id: str | None,
-    detail: str | None,
-    now: dt.datetime,
-) -> None:
-    conn.execute(
-        "UPDATE axis_items SET outcome = ?, message_id = ?, detail = ?, stored_at = ?,"
-        " fetch_attempts = fetch_attempts + 1 WHERE route = ? AND axis_id = ?",
-        (outcome, message_id, detail, utc_text(now), route, axis_id),
-    )
-
-
-def _acked(
-    conn: sqlite3.Connection, route: str, axis_id: str, status: str, now: dt.datetime
-) -> None:
-    conn.execute(
-        "UPDATE axis_items SET acked_status = ?, acked_at = ? WHERE route = ? AND axis_id = ?",
-        (status, utc_text(now), route, axis_id),
-    )
-
-
-def axis_items(
-    conn: sqlite3.Connection, *, route: str | None = None, message_id: str | None = None
-) -> list[AxisItem]:
-    """What the pull loops saw, newest first; of one route, or of one stored message."""
-    where, args = [], []
-    if route is not None:
-        where.append("route = ?")
-        args.append(route)
-    if message_id is not None:
-        where.append("message_id = ?")
-        args.append(message_id)
-    clause = f" WHERE {' AND '.join(where)}" if where else ""
-    rows = conn.execute(
-        f"SELECT {_ITEM_COLUMNS} FROM axis_items{clause} ORDER BY first_seen_at DESC, axis_id",
-        args,
-    )
-    return [AxisItem(*r) for r in rows]
-
-
 # --- the pull loop -------------------------------------------------------------------------------
 
 
-@attrs.frozen
-class PullRound:
-    """What one round did, per outcome; `stopped` names why it ended early."""
-
-    listed: int = 0
-    accepted: int = 0
-    duplicates: int = 0
-    refused: int = 0
-    not_ready: int = 0
-    acked_again: int = 0
-    stopped: str | None = None
-
-
-class _Tally:
-    def __init__(self) -> None:
-        self.counts: dict[str, int] = {}
-        self.stopped: str | None = None
-
-    def add(self, key: str) -> None:
-        self.counts[key] = self.counts.get(key, 0) + 1
-
-    def result(self) -> PullRound:
-        return PullRound(**self.counts, stopped=self.stopped)
-
-
-class AxisPuller:
+class AxisPuller(PullLoop):
     """Takes what the axis holds for this node, every `route.pull_interval` seconds."""
-
-    log = Logger()
 
     def __init__(
         self,
@@ -282,59 +126,16 @@ class AxisPuller:
         clock: Any,
         after_round: Callable[[], None] = lambda: None,
     ) -> None:
+        super().__init__(route.name, route.pull_interval, clock=clock, after_round=after_round)
         self._route = route
         self._client = client
         self._inbound = inbound
         self._store = store
-        self._clock = clock
         self._peer = Peer(kind="axis", name=route.name)
-        self._after_round = after_round
-        self._running = False
-        self._stopping = False
-        self._round: Deferred[PullRound] | None = None
-        self._timer: IDelayedCall | None = None
-
-    def set_after_round(self, callback: Callable[[], None]) -> None:
-        """Called after each round (the daemon wakes its dispatcher: pulled statuses and
-        relayed packages wait to go on)."""
-        self._after_round = callback
-
-    def start(self) -> None:
-        self._running = True
-        self._schedule(0)
-
-    async def stop(self) -> None:
-        self._running = False
-        self._stopping = True
-        if self._timer is not None and self._timer.active():
-            self._timer.cancel()
-        if self._round is not None:
-            # A round ends at an item boundary or on its bounded HTTP calls: wait for it.
-            await self._round
-
-    def _schedule(self, delay: float) -> None:
-        self._timer = self._clock.callLater(delay, self._tick)
-
-    def _tick(self) -> None:
-        self._round = Deferred.fromCoroutine(self.pull_once())
-        self._round.addBoth(self._done)
-
-    def _done(self, result: object) -> None:
-        self._round = None
-        busy = False
-        if isinstance(result, Failure):
-            self.log.failure("pull round on {route} crashed", result, route=self._route.name)
-        else:
-            self._after_round()
-            # A round that took something may have left more (the axis lists a backlog in
-            # one answer, but more arrives meanwhile): the next one starts at once.
-            busy = isinstance(result, PullRound) and bool(result.accepted or result.duplicates)
-        if self._running and self._route.pull_interval is not None:
-            self._schedule(0 if busy else self._route.pull_interval)
 
     async def pull_once(self) -> PullRound:
         """One round over both message types."""
-        tally = _Tally()
+        tally = Tally()
         for message_type in MESSAGE_TYPES:
             if not await self._pull(message_type, tally):
                 break
@@ -345,7 +146,7 @@ class AxisPuller:
             )
         return result
 
-    async def _pull(self, message_type: MessageType, tally: _Tally) -> bool:
+    async def _pull(self, message_type: MessageType, tally: Tally) -> bool:
         try:
             items = await self._client.received(message_type)
         except (VxpUnavailable, VxpRefused) as exc:
@@ -373,9 +174,13 @@ class AxisPuller:
     async def _write(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
         return await self._store.write(job)
 
-    async def _take(self, item: ListedItem, message_type: str, tally: _Tally) -> bool:
+    async def _take(self, item: ListedItem, message_type: str, tally: Tally) -> bool:
         route, now = self._route.name, now_of(self._clock)
-        known: AxisItem = await self._write(lambda c: _seen(c, route, item, message_type, now))
+        known: AxisItem = await self._write(
+            lambda c: seen(
+                c, route, item.doc_id, message_type, now, sender=item.from_, recipient=item.to
+            )
+        )
         if known.outcome is not None:
             # Settled here already (the axis lost our acknowledgement or lists it again).
             tally.add("acked_again")
@@ -386,7 +191,7 @@ class AxisPuller:
             # Listed but not downloadable yet: left where it is, tried next round.
             tally.add("not_ready")
             why = refusal.error_desc or "FAIL"
-            await self._write(lambda c: _fetch_attempt(c, route, item.doc_id, why))
+            await self._write(lambda c: fetch_attempt(c, route, item.doc_id, why))
             return True
         except VxpUnavailable as exc:
             tally.stopped = f"fetching {item.doc_id}: {exc}"
@@ -402,7 +207,7 @@ class AxisPuller:
             tally.add("refused")
             detail, reason = f"{fault.code.value}: {fault.text_en}", fault.text_en
             await self._write(
-                lambda c: _settled(
+                lambda c: settled(
                     c,
                     route,
                     item.doc_id,
@@ -416,7 +221,7 @@ class AxisPuller:
         outcome = "duplicate" if receipt.duplicate else "accepted"
         tally.add("duplicates" if receipt.duplicate else "accepted")
         await self._write(
-            lambda c: _settled(
+            lambda c: settled(
                 c,
                 route,
                 item.doc_id,
@@ -441,7 +246,7 @@ class AxisPuller:
             )
             return not isinstance(exc, VxpUnavailable)
         await self._write(
-            lambda c: _acked(c, self._route.name, axis_id, status, now_of(self._clock))
+            lambda c: acked(c, self._route.name, axis_id, status, now_of(self._clock))
         )
         return True
 
@@ -516,13 +321,23 @@ def clock_readings(conn: sqlite3.Connection) -> list[tuple[str, float, float, st
 
 
 class DirectorySync:
-    """The axis' agency list merged into the directory every `route.directory_sync` seconds."""
+    """An axis' or hub's agency list merged into the directory every `route.directory_sync`
+    seconds. `fetch` gives the list (raising one of `unavailable` when it cannot)."""
 
     log = Logger()
 
-    def __init__(self, route: RouteConfig, client: VxpClient, store: Store, *, clock: Any) -> None:
+    def __init__(
+        self,
+        route: RouteConfig,
+        fetch: Callable[[], Awaitable[list[directory.AxisAgency]]],
+        store: Store,
+        *,
+        clock: Any,
+        unavailable: tuple[type[Exception], ...] = (VxpUnavailable, VxpRefused),
+    ) -> None:
         self._route = route
-        self._client = client
+        self._fetch = fetch
+        self._unavailable = unavailable
         self._store = store
         self._clock = clock
         self._periodic = Periodic(
@@ -532,6 +347,18 @@ class DirectorySync:
             clock=clock,
         )
 
+    @classmethod
+    def of_axis(
+        cls, route: RouteConfig, client: VxpClient, store: Store, *, clock: Any
+    ) -> DirectorySync:
+        async def fetch() -> list[directory.AxisAgency]:
+            return [
+                directory.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
+                for a in await client.agencies()
+            ]
+
+        return cls(route, fetch, store, clock=clock)
+
     def start(self) -> None:
         self._periodic.start()
 
@@ -540,18 +367,14 @@ class DirectorySync:
 
     async def sync_once(self) -> directory.SyncResult | None:
         try:
-            listed = await self._client.agencies()
-        except (VxpUnavailable, VxpRefused) as exc:
+            entries = await self._fetch()
+        except self._unavailable as exc:
             self.log.warn(
                 "cannot fetch the agency list of {route}: {error}",
                 route=self._route.name,
                 error=str(exc),
             )
             return None
-        entries = [
-            directory.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
-            for a in listed
-        ]
         now = now_of(self._clock)
         result: directory.SyncResult = await self._store.write(
             lambda c: directory.sync_from_axis(

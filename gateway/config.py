@@ -157,10 +157,12 @@ class Transport(enum.Enum):
     SOAP = "soap"  # our own exchange face on a peer node or axis
     VXP = "vxp"  # national axis REST (shared/docs/vxp.md): gateway.vxptransport
     LOCAL = "local"  # hosted on this node: no network hop
-    EDOC_HUB = "edoc-hub"  # BKAV-style provincial SOAP hub: parsed, not usable yet
+    EDOC_HUB = "edoc-hub"  # BKAV "eDoc" provincial SOAP hub (shared/docs/bkav_hub.md)
 
 
-USABLE_TRANSPORTS: Final = frozenset({Transport.SOAP, Transport.LOCAL, Transport.VXP})
+USABLE_TRANSPORTS: Final = frozenset(
+    {Transport.SOAP, Transport.LOCAL, Transport.VXP, Transport.EDOC_HUB}
+)
 
 
 class SignaturePolicy(enum.Enum):
@@ -285,8 +287,10 @@ class RouteConfig:
     # face accepts only those nodes, not everyone whose certificate chains to tls_ca.
     peer_fingerprints: tuple[str, ...] = ()
     # vxp: the centre code the axis operator issued, its HMAC secret, and the pull loop.
+    # edoc-hub: `account` the OrganId the hub knows us by, `secret` its token, the pull loop.
     system_id: str | None = None
     secret: Secret | None = attrs.field(default=None, repr=False)
+    account: str | None = None
     pull_interval: float | None = 30.0  # seconds between inbox listings; None: no pull loop
     directory_sync: float | None = None  # seconds between agency-list syncs; None: off
     # R20: an axis whose clock is further off than this is a finding in `gateway status`.
@@ -730,6 +734,10 @@ _ROUTE_KEYS = (
     "pull_interval",
     "directory_sync",
     "max_clock_skew",
+    "organ_id",
+    "token",
+    "token_file",
+    "token_env",
 )
 _TRUST_KEYS = (
     "roots",
@@ -1202,8 +1210,9 @@ class _Loader:
             s.problem(
                 "transport",
                 _shown(transport.value),
-                f"soap, vxp or local: the {transport.value} transport is not implemented yet",
-                f"soap, vxp hoặc local: phương thức {transport.value} chưa được hỗ trợ",
+                f"soap, vxp, edoc-hub or local: the {transport.value} transport is not"
+                " implemented yet",
+                f"soap, vxp, edoc-hub hoặc local: phương thức {transport.value} chưa được hỗ trợ",
             )
         patterns: list[RoutePattern] = []
         raw_patterns = _split_list(s.text("organ_ids") or "")
@@ -1220,12 +1229,13 @@ class _Loader:
                 )
         if transport is Transport.SOAP:
             url = s.url("url", https=True)
-        elif transport is Transport.VXP:
+        elif transport in (Transport.VXP, Transport.EDOC_HUB):
             url = s.url("url", required=True)
             host = urlsplit(url).hostname if url else None
             if url and url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost"):
-                # The HMAC covers the request headers only: answers (the documents pulled) and
-                # upload bodies travel unauthenticated; the envelope's seal still guards content.
+                # The vxp HMAC covers the request headers only, the hub's token nothing but
+                # itself (sent in clear over http): answers and uploads travel unauthenticated;
+                # the envelope's seal still guards content.
                 self.warnings.append(
                     Problem(
                         name,
@@ -1276,7 +1286,7 @@ class _Loader:
             if tls is None and node is not None:
                 # Same client identity as our own exchange face unless the peer wants another.
                 tls = node.tls
-        elif transport is Transport.VXP and not raw_patterns:
+        elif transport in (Transport.VXP, Transport.EDOC_HUB) and not raw_patterns:
             s.problem(
                 "organ_ids",
                 None,
@@ -1295,7 +1305,12 @@ class _Loader:
             "a duration such as 30s or 2m",
             "thời lượng như 30s hoặc 2m",
         )
-        vxp = self.vxp(s, name) if transport is Transport.VXP else {}
+        if transport is Transport.VXP:
+            vxp = self.vxp(s, name)
+        elif transport is Transport.EDOC_HUB:
+            vxp = self.edoc_hub(s, name, hosted)
+        else:
+            vxp = {}
         peers: list[str] = []
         for raw in _split_list(s.text("peer_fingerprints") or ""):
             value = _normal_fingerprint(raw)
@@ -1345,19 +1360,6 @@ class _Loader:
                 "khóa bí mật HMAC của hệ thống: secret_file hoặc secret_env",
             )
 
-        def every(key: str, default: float | None) -> float | None:
-            raw = s.text(key)
-            if raw is not None and raw.strip().lower() == "off":
-                return None
-            found: float | None = s.convert(
-                key,
-                _positive(parse_duration),
-                default,
-                "a duration such as 30s or 24h, or off",
-                "thời lượng như 30s hoặc 24h, hoặc off",
-            )
-            return found
-
         skew = s.convert(
             "max_clock_skew",
             _positive(parse_duration),
@@ -1368,9 +1370,35 @@ class _Loader:
         return {
             "system_id": system_id,
             "secret": secret,
-            "pull_interval": every("pull_interval", 30.0),
-            "directory_sync": every("directory_sync", None),
+            "pull_interval": _every(s, "pull_interval", 30.0),
+            "directory_sync": _every(s, "directory_sync", None),
             "max_clock_skew": skew,
+        }
+
+    def edoc_hub(self, s: _Section, name: str, hosted: set[str]) -> dict[str, Any]:
+        """The keys of an edoc-hub route (shared/docs/bkav_hub.md §3): the OrganId the hub
+        knows us by (a hosted agency: the hub notifies documents to it) and its token."""
+        account = s.text("organ_id", required=True)
+        if account is not None and account not in hosted:
+            s.problem(
+                "organ_id",
+                _shown(account),
+                "the OrganId of an agency hosted on this node (the hub's account)",
+                "mã định danh của một cơ quan được phục vụ tại nút này (tài khoản trên trục)",
+            )
+        token, _ = self.secret(s, name, stem="token")
+        if token is None and not any(s.has(k) for k in ("token", "token_file", "token_env")):
+            s.problem(
+                "token_file",
+                None,
+                "the hub token of that OrganId: token_file or token_env",
+                "mã truy cập trục của cơ quan đó: token_file hoặc token_env",
+            )
+        return {
+            "account": account,
+            "secret": token,
+            "pull_interval": _every(s, "pull_interval", 30.0),
+            "directory_sync": _every(s, "directory_sync", None),
         }
 
     def cross_checks(
@@ -1605,6 +1633,21 @@ class _Loader:
         )
         attempts = s.integer("max_attempts", len(schedule) + 1, low=1, high=1000)
         return RetryConfig(schedule, jitter, attempts)
+
+
+def _every(s: _Section, key: str, default: float | None) -> float | None:
+    """A loop's interval: a duration, or `off` (None)."""
+    raw = s.text(key)
+    if raw is not None and raw.strip().lower() == "off":
+        return None
+    found: float | None = s.convert(
+        key,
+        _positive(parse_duration),
+        default,
+        "a duration such as 30s or 24h, or off",
+        "thời lượng như 30s hoặc 24h, hoặc off",
+    )
+    return found
 
 
 def _positive(parse: Callable[[str], T]) -> Callable[[str], T]:

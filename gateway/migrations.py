@@ -541,6 +541,36 @@ CREATE TABLE purged (
 ) STRICT;
 """
 
+# The provincial eDoc hub (issue #8): its documents are confirmed, its traces read (the hub
+# forgets them as it answers), and a trace may be the hub's own 999 or a code we do not apply.
+# SQLite cannot change a CHECK: the table is rebuilt, its rows copied.
+_V8 = """
+CREATE TABLE axis_items_v8 (
+    route          TEXT NOT NULL,
+    axis_id        TEXT NOT NULL,
+    message_type   TEXT NOT NULL CHECK (message_type IN ('edoc', 'status')),
+    sender         TEXT,
+    recipient      TEXT,
+    first_seen_at  TEXT NOT NULL,
+    fetch_attempts INTEGER NOT NULL DEFAULT 0,
+    outcome        TEXT CHECK (outcome IS NULL OR outcome IN
+                       ('accepted', 'duplicate', 'refused', 'ignored', 'send-failed')),
+    message_id     TEXT,
+    detail         TEXT,
+    stored_at      TEXT,
+    acked_status   TEXT CHECK (acked_status IS NULL OR acked_status IN
+                       ('done', 'fail', 'confirmed', 'read')),
+    acked_at       TEXT,
+    PRIMARY KEY (route, axis_id)
+) STRICT, WITHOUT ROWID;
+INSERT INTO axis_items_v8 SELECT route, axis_id, message_type, sender, recipient, first_seen_at,
+    fetch_attempts, outcome, message_id, detail, stored_at, acked_status, acked_at FROM axis_items;
+DROP TABLE axis_items;
+ALTER TABLE axis_items_v8 RENAME TO axis_items;
+CREATE INDEX axis_items_unacked ON axis_items (route) WHERE acked_at IS NULL;
+CREATE INDEX axis_items_unsettled ON axis_items (route, message_type) WHERE outcome IS NULL;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "messages, recipients, deliveries, audit", _V1),
     Migration(2, "statuses with history, office-system inbox pickup", _V2),
@@ -551,6 +581,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(6, "axes: relayed bytes, axis items pulled, axis clocks", _V6),
     Migration(7, "archive files, legal holds, purged tombstones", _V7),
+    Migration(8, "eDoc hub: confirmed documents, traces read, the hub's own codes", _V8),
 )
 CURRENT_VERSION = MIGRATIONS[-1].version
 

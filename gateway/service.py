@@ -14,13 +14,14 @@ from typing import Any
 from zope.interface import implementer
 
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.python.threadpool import ThreadPool
 from twisted.web.resource import Resource
 from twisted.web.server import Site
 
-from gateway import certcheck
+from gateway import certcheck, hubroute
 from gateway.axis import AxisClock, AxisPuller, DirectorySync, VxpTransport
 from gateway.blobs import BlobStore
 from gateway.calendar import OfficeCalendar
@@ -33,9 +34,10 @@ from gateway.metrics import CertExpiry, MetricsResource, WithMetrics
 from gateway.ocspclient import OcspClient
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
+from gateway.pulling import PullLoop
 from gateway.retention import Maintenance
 from gateway.router import Router
-from gateway.soap import request_limit
+from gateway.soap import GatewayFault, request_limit
 from gateway.store import Store
 from gateway.tls import TlsMaterial, server_options
 from gateway.transports import LocalTransport, SoapTransport
@@ -59,7 +61,7 @@ class Node:
         self.ports: dict[str, Any] = {}
         self.store: Store | None = None
         self.dispatcher: Dispatcher | None = None
-        self.axis_loops: list[AxisPuller | DirectorySync] = []
+        self.axis_loops: list[PullLoop | DirectorySync] = []
         self.axis_clock: AxisClock | None = None
         self.maintenance: Maintenance | None = None
         self.pool = ThreadPool(minthreads=1, maxthreads=4, name="edxml-cpu")
@@ -104,7 +106,11 @@ class Node:
                         AxisPuller(route, client, inbound, self.store, clock=reactor)
                     )
                 if route.directory_sync is not None:
-                    self.axis_loops.append(DirectorySync(route, client, self.store, clock=reactor))
+                    self.axis_loops.append(
+                        DirectorySync.of_axis(route, client, self.store, clock=reactor)
+                    )
+            elif route.transport is Transport.EDOC_HUB:
+                self._hub_route(route, transports, inbound, router)
         self.dispatcher = Dispatcher(
             self.store,
             blobs,
@@ -120,7 +126,7 @@ class Node:
         self.maintenance = Maintenance(config, self.store, reactor=reactor)
         self.maintenance.start()
         for loop in self.axis_loops:
-            if isinstance(loop, AxisPuller):
+            if isinstance(loop, PullLoop):
                 loop.set_after_round(self.dispatcher.poke)
             loop.start()
         known, peer_names = config.known_peers()
@@ -181,6 +187,48 @@ class Node:
             self.store, token, clock=self.reactor, certificates=certificates, extra=extra
         )
         return WithMetrics(office, metrics)
+
+    def _hub_route(
+        self,
+        route: RouteConfig,
+        transports: dict[str, ITransport],
+        inbound: Inbound,
+        router: Router,
+    ) -> None:
+        assert self.store is not None
+        limits = self.config.limits
+        # A GetDocument answer holds the files twice (as parts, and in the signed envelope
+        # as Base64), the parts' Base64 text too.
+        client = hubroute.hub_client(
+            route, reactor=self.reactor, max_document_bytes=3 * limits.max_envelope_bytes
+        )
+
+        def serves(organ_id: str) -> bool:
+            try:
+                return router.route_for(organ_id).name == route.name
+            except GatewayFault:
+                return False
+
+        transports[route.name] = hubroute.HubTransport(
+            route, client, clock=self.reactor, store=self.store, serves=serves, pool=self.pool
+        )
+        account = self.config.agency(route.account or "")
+        if route.pull_interval is not None:
+            self.axis_loops.append(
+                hubroute.HubPuller(
+                    route,
+                    client,
+                    inbound,
+                    self.store,
+                    clock=self.reactor,
+                    account_name=account.name if account is not None else "",
+                )
+            )
+        if route.directory_sync is not None:
+            self.axis_loops.append(
+                hubroute.hub_directory_sync(route, client, self.store, clock=self.reactor)
+            )
+        Deferred.fromCoroutine(hubroute.probe(route, client))
 
     def _vxp_client(self, route: RouteConfig) -> VxpClient:
         assert route.url is not None and route.system_id is not None and route.secret is not None

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import json
+from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from typing import Any
 
@@ -22,7 +24,7 @@ from zope.interface import implementer
 
 import treq
 from treq.client import HTTPClient
-from twisted.internet.defer import CancelledError, Deferred
+from twisted.internet.defer import CancelledError, Deferred, DeferredLock
 from twisted.logger import Logger
 from twisted.web.client import Agent, HTTPConnectionPool
 from twisted.web.http_headers import Headers
@@ -42,11 +44,13 @@ from gateway.interfaces import (
     TransportReceipt,
 )
 from gateway.soap import EXCHANGE_NS, Face, FaultCode, GatewayFault, Receipt, SoapVersion
+from gateway.store import Store
 from gateway.tls import ClientPolicy, TlsMaterial
 
 __all__ = [
     "LocalTransport",
     "SoapTransport",
+    "UploadOnce",
     "awaitable_receipt",
     "deliver_request",
     "outcome_of_fault",
@@ -254,3 +258,58 @@ def awaitable_receipt(value: Awaitable[TransportReceipt]) -> Deferred[TransportR
         return await value
 
     return Deferred.fromCoroutine(wrap())
+
+
+class UploadOnce:
+    """A route to a store-and-forward service (an axis, a hub) that addresses an upload by all
+    its `To` elements: one upload serves every recipient of the message on the route. The first
+    delivery uploads; the others (at the same time, later, or after a restart, from the store)
+    are answered with its receipt. Subclasses implement `_upload`."""
+
+    REMEMBERED = 10_000  # messages whose upload receipt is kept in memory
+
+    def __init__(self, route: RouteConfig, *, clock: Any, store: Store | None = None) -> None:
+        self._route = route
+        self._clock = clock
+        self._store = store
+        self._locks: dict[str, DeferredLock] = {}
+        self._uploaded: OrderedDict[str, TransportReceipt] = OrderedDict()
+
+    async def deliver(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
+        lock = self._locks.setdefault(package.message_id, DeferredLock())
+        await lock.acquire()
+        try:
+            receipt = self._uploaded.get(package.message_id) or await self._sibling(package)
+            if receipt is None:
+                receipt = await self._upload(package, payload)
+            self._uploaded[package.message_id] = receipt
+            self._uploaded.move_to_end(package.message_id)
+            while len(self._uploaded) > self.REMEMBERED:
+                self._uploaded.popitem(last=False)
+            return receipt
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._locks.pop(package.message_id, None)
+
+    async def _upload(self, package: OutboundPackage, payload: bytes) -> TransportReceipt:
+        raise NotImplementedError
+
+    async def _sibling(self, package: OutboundPackage) -> TransportReceipt | None:
+        """The receipt of another delivery of the same message already uploaded on this route."""
+        if self._store is None:
+            return None
+        route, message_id = self._route.name, package.message_id
+        found = await self._store.read(
+            lambda c: c.execute(
+                "SELECT receipt_json FROM deliveries WHERE message_id = ? AND route = ?"
+                " AND state = 'sent' AND receipt_json IS NOT NULL LIMIT 1",
+                (message_id, route),
+            ).fetchone()
+        )
+        if found is None:
+            return None
+        data = json.loads(found[0])
+        return TransportReceipt(
+            data["receipt_id"], dt.datetime.fromisoformat(data["received_at"]), duplicate=False
+        )

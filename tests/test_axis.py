@@ -292,7 +292,7 @@ class AxisTests(TestCase):
         await self.kit.store.write(
             lambda c: directory.import_agencies(c, [local], now=now, actor="test")
         )
-        sync = DirectorySync(self.route, self.ours, self.kit.store, clock=reactor)
+        sync = DirectorySync.of_axis(self.route, self.ours, self.kit.store, clock=reactor)
         result = await sync.sync_once()
         assert result is not None
         self.assertEqual((result.added, result.kept_local, result.removed), (1, 1, 0))

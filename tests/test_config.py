@@ -329,9 +329,10 @@ class ErrorTests(SynchronousTestCase):
                 "pull_interval",
             ),
             (
-                BASE + "\n[route:hub]\ntransport = edoc-hub\norgan_ids = *\n",
+                BASE + "\n[route:hub]\ntransport = edoc-hub\norgan_ids = *\nurl = http://h/x\n"
+                "organ_id = 000.00.77.H23\ntoken_env = NOT_SET_ANYWHERE_42\n",
                 "route:hub",
-                "transport",
+                "organ_id",
             ),
             (
                 BASE + "\n[route:p]\ntransport = soap\nurl = https://p/x\norgan_ids = 000.*2.H40\n",
@@ -417,7 +418,7 @@ class ErrorTests(SynchronousTestCase):
             .replace("exchange_listen = tcp:0", "exchange_listen = ssl:0")
             .replace("data/pki/a.key", "data/pki/none.key")
             .replace("000.00.00.H23, 000.00.01.H23", "000.00.00.H23, 000.00.09.H23")
-            + "\n[route:axis]\ntransport = edoc-hub\norgan_ids = *\n"
+            + "\n[route:axis]\ntransport = edoc-hub\norgan_ids = *\nurl = http://127.0.0.1/x\n"
             + "\n[retry]\nschedule = often\nmax_atempts = 3\n"
             + "\n[extra]\n"
         )
@@ -428,18 +429,19 @@ class ErrorTests(SynchronousTestCase):
             ("node", "exchange_listen"),
             ("agency:000.00.00.H23", "signing_key"),
             ("office:dev", "organ_ids"),
-            ("route:axis", "transport"),
+            ("route:axis", "organ_id"),
+            ("route:axis", "token_file"),
             ("retry", "schedule"),
             ("retry", "max_atempts"),
             ("extra", None),
         }
         self.assertEqual(where(error.problems), expected)
         message = str(error)
-        self.assertIn("8 problem(s)", message)
+        self.assertIn("9 problem(s)", message)
         for section, key in expected:
             self.assertIn(f"[{section}]" + (f" {key}" if key else ""), message)
-        self.assertIn("not implemented yet", message)
-        self.assertIn("chưa được hỗ trợ", message)
+        self.assertIn("the hub token of that OrganId", message)
+        self.assertIn("mã truy cập trục của cơ quan đó", message)
 
     def test_an_unreadable_file(self) -> None:
         error = self.assertRaises(ConfigError, load, Path(self.mktemp()) / "none.conf")
