@@ -320,6 +320,14 @@ def clock_readings(conn: sqlite3.Connection) -> list[tuple[str, float, float, st
 # --- directory sync -------------------------------------------------------------------------------
 
 
+async def axis_agencies(client: VxpClient) -> list[directory.AxisAgency]:
+    """The national axis' agency list (getAgenciesList) as directory entries."""
+    return [
+        directory.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
+        for a in await client.agencies()
+    ]
+
+
 class DirectorySync:
     """An axis' or hub's agency list merged into the directory every `route.directory_sync`
     seconds. `fetch` gives the list (raising one of `unavailable` when it cannot)."""
@@ -351,13 +359,7 @@ class DirectorySync:
     def of_axis(
         cls, route: RouteConfig, client: VxpClient, store: Store, *, clock: Any
     ) -> DirectorySync:
-        async def fetch() -> list[directory.AxisAgency]:
-            return [
-                directory.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
-                for a in await client.agencies()
-            ]
-
-        return cls(route, fetch, store, clock=clock)
+        return cls(route, lambda: axis_agencies(client), store, clock=clock)
 
     def start(self) -> None:
         self._periodic.start()

@@ -90,46 +90,56 @@ def directory_import(config_path: Path, file: Path, fmt: str | None, as_json: bo
 @directory.command(
     "sync",
     epilog="Exit codes: 0 merged, 65 the axis' list was refused (it shrank suddenly), 69 the"
-    " axis did not answer, 78 no such vxp route.",
+    " axis did not answer, 78 no such vxp or edoc-hub route.",
 )
 @CONFIG_OPTION
-@click.option("--route", "route_name", default=None, help="The vxp route (default: the first).")
+@click.option(
+    "--route", "route_name", default=None, help="The vxp or edoc-hub route (default: the first)."
+)
 @JSON_OPTION
 def directory_sync(config_path: Path, route_name: str | None, as_json: bool) -> None:
-    """Fetch the agency list of a vxp route's axis now and merge it into the directory; entries
-    imported locally win."""
+    """Fetch the agency list of a vxp route's axis (or an edoc-hub route's hub) now and merge
+    it into the directory; entries imported locally win."""
     from twisted.internet import task
     from twisted.internet.defer import Deferred
 
     from gateway import admin
     from gateway import directory as agencies
+    from gateway.axis import axis_agencies
     from gateway.config import Transport
+    from gateway.edochubclient import HubRefused, HubUnavailable
+    from gateway.hubroute import hub_agencies, hub_client
     from gateway.vxpclient import VxpClient, VxpRefused, VxpUnavailable
 
     _, db = _writable_store(config_path)
     conf = load_config(config_path)  # with its files: the route's secret is read from one
     routes = [
-        r for r in conf.routes if r.transport is Transport.VXP and route_name in (None, r.name)
+        r
+        for r in conf.routes
+        if r.transport in (Transport.VXP, Transport.EDOC_HUB) and route_name in (None, r.name)
     ]
     if not routes:
-        click.echo(f"no vxp route {route_name or ''}".rstrip(), err=True)
+        click.echo(f"no vxp or edoc-hub route {route_name or ''}".rstrip(), err=True)
         sys.exit(EX_CONFIG)
     route = routes[0]
-    fetched: list[Any] = []
+    entries: list[agencies.AxisAgency] = []
     failed: list[str] = []
 
     async def fetch(reactor: Any) -> None:
-        assert route.url and route.system_id and route.secret  # config demands them of vxp
-        client = VxpClient(
-            route.url,
-            route.system_id,
-            route.secret.reveal().encode(),
-            reactor=reactor,
-            timeout=route.timeout,
-        )
         try:
-            fetched.extend(await client.agencies())
-        except (VxpUnavailable, VxpRefused) as exc:
+            if route.transport is Transport.EDOC_HUB:
+                entries.extend(await hub_agencies(hub_client(route, reactor=reactor)))
+                return
+            assert route.url and route.system_id and route.secret  # config demands them of vxp
+            client = VxpClient(
+                route.url,
+                route.system_id,
+                route.secret.reveal().encode(),
+                reactor=reactor,
+                timeout=route.timeout,
+            )
+            entries.extend(await axis_agencies(client))
+        except (VxpUnavailable, VxpRefused, HubUnavailable, HubRefused) as exc:
             failed.append(str(exc))
 
     try:
@@ -140,10 +150,6 @@ def directory_sync(config_path: Path, route_name: str | None, as_json: bool) -> 
     if failed:
         click.echo(f"the axis of route {route.name} did not answer: {failed[0]}", err=True)
         sys.exit(EX_UNAVAILABLE)
-    entries = [
-        agencies.AxisAgency(code=a.code or "", name=a.name or "", id=a.id, pid=a.pid)
-        for a in fetched
-    ]
     now = dt.datetime.now(dt.UTC)
     result = admin.write(
         db,

@@ -1360,19 +1360,12 @@ class _Loader:
                 "khóa bí mật HMAC của hệ thống: secret_file hoặc secret_env",
             )
 
-        skew = s.convert(
-            "max_clock_skew",
-            _positive(parse_duration),
-            120.0,
-            "a duration such as 2m",
-            "thời lượng như 2m",
-        )
         return {
             "system_id": system_id,
             "secret": secret,
             "pull_interval": _every(s, "pull_interval", 30.0),
             "directory_sync": _every(s, "directory_sync", None),
-            "max_clock_skew": skew,
+            "max_clock_skew": _max_clock_skew(s),
         }
 
     def edoc_hub(self, s: _Section, name: str, hosted: set[str]) -> dict[str, Any]:
@@ -1399,6 +1392,7 @@ class _Loader:
             "secret": token,
             "pull_interval": _every(s, "pull_interval", 30.0),
             "directory_sync": _every(s, "directory_sync", None),
+            "max_clock_skew": _max_clock_skew(s),
         }
 
     def cross_checks(
@@ -1633,6 +1627,17 @@ class _Loader:
         )
         attempts = s.integer("max_attempts", len(schedule) + 1, low=1, high=1000)
         return RetryConfig(schedule, jitter, attempts)
+
+
+def _max_clock_skew(s: _Section) -> float:
+    found: float = s.convert(
+        "max_clock_skew",
+        _positive(parse_duration),
+        120.0,
+        "a duration such as 2m",
+        "thời lượng như 2m",
+    )
+    return found
 
 
 def _every(s: _Section, key: str, default: float | None) -> float | None:

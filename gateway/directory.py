@@ -276,12 +276,16 @@ def import_agencies(
     actor: str,
     audit: bool = True,
 ) -> tuple[int, int]:
-    """Upsert `agencies` by OrganId with one audit row per import; (added, changed)."""
+    """Upsert `agencies` by OrganId with one audit row per import; (added, changed). An entry
+    equal to the stored one is left as it is (neither counted nor touched)."""
     added = changed = 0
     for agency in agencies:
         before = conn.execute(
-            "SELECT 1 FROM agencies WHERE organ_id = ?", (agency.organ_id,)
+            f"SELECT {_COLUMNS} FROM agencies WHERE organ_id = ?", (agency.organ_id,)
         ).fetchone()
+        row = _row(agency, now)
+        if before is not None and tuple(before) == row[: len(before)]:
+            continue
         conn.execute(
             f"INSERT INTO agencies ({_COLUMNS}, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?,?)"
             " ON CONFLICT (organ_id) DO UPDATE SET name = excluded.name,"
@@ -289,7 +293,7 @@ def import_agencies(
             " route = excluded.route, valid_from = excluded.valid_from,"
             " valid_to = excluded.valid_to, successor = excluded.successor,"
             " source = excluded.source, updated_at = excluded.updated_at",
-            _row(agency, now),
+            row,
         )
         if before:
             changed += 1

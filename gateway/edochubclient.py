@@ -39,7 +39,15 @@ from edxml.edochub import (
     StaffInfo,
     Trace,
 )
-from gateway.vxpclient import _drain, _network_reason, _Oversized, _read, one_shot_agent
+from gateway.httpcall import (
+    HttpError,
+    Oversized,
+    drain,
+    network_reason,
+    one_shot_agent,
+    read_body,
+    server_offset,
+)
 
 __all__ = ["HubClient", "HubRefused", "HubUnavailable"]
 
@@ -77,12 +85,6 @@ class HubRefused(Exception):
         super().__init__(self.message_en)
 
 
-class _HttpError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
 class _Token:
     """Holds the token; shows nothing of it."""
 
@@ -118,6 +120,7 @@ class HubClient:
         timeout: float = 60.0,
         agent: IAgent | None = None,
         max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+        clock_observer: Callable[[float, float], None] | None = None,
     ) -> None:
         if not endpoint.startswith(("http://", "https://")):
             raise ValueError(f"eDoc hub endpoint {endpoint!r} is not an http(s) URL")
@@ -130,6 +133,7 @@ class HubClient:
         self._timeout = timeout
         self._max_document = max_document_bytes
         self._http = HTTPClient(agent or one_shot_agent(reactor, timeout))
+        self._observer = clock_observer
 
     def __repr__(self) -> str:
         return f"HubClient({self._endpoint!r}, organ_id={self._organ_id!r})"
@@ -285,21 +289,32 @@ class HubClient:
         )
         return message
 
+    def _observe_clock(self, response: IResponse, sent: float, arrived: float) -> None:
+        # R20: the hub's answers carry its clock (HTTP Date); `gateway status` shows the offset.
+        offset = server_offset(response, sent, arrived) if self._observer else None
+        if offset is None or self._observer is None:
+            return
+        try:
+            self._observer(offset, arrived - sent)
+        except Exception:
+            self.log.failure("eDoc hub clock observer failed")
+
     def _reason(self, exc: Exception, expired: list[bool]) -> str:
         if expired:
             return f"no answer within {self._timeout:g} s"
-        if isinstance(exc, _HttpError):
+        if isinstance(exc, HttpError):
             return f"HTTP {exc.code}"
-        if isinstance(exc, _Oversized):
+        if isinstance(exc, Oversized):
             return "the answer is larger than expected"
         if isinstance(exc, HubProtocolError):
             return f"not a hub answer: {exc.message_en}"
-        return _network_reason(exc)
+        return network_reason(exc)
 
     async def _exchange(self, request: edochub.Request, cap: int) -> Message:
         headers = Headers()
         for name, value in request.headers:
             headers.addRawHeader(name, value)
+        sent = self._reactor.seconds()
         response: IResponse = await self._http.request(
             "POST",
             self._endpoint,
@@ -308,10 +323,11 @@ class HubClient:
             allow_redirects=False,
             unbuffered=True,
         )
+        self._observe_clock(response, sent, self._reactor.seconds())
         if response.code != 200:
             # The mediator answers every business error with HTTP 200 (§4.3).
-            await _drain(response)
-            raise _HttpError(response.code)
-        body = await _read(response, cap)
+            await drain(response)
+            raise HttpError(response.code)
+        body = await read_body(response, cap)
         types = response.headers.getRawHeaders(b"content-type") or [b"text/xml"]
         return edochub.split_message(types[0].decode("latin-1"), body)

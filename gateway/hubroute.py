@@ -42,7 +42,12 @@ from edxml.model import Envelope, StatusPacket
 from gateway import directory
 from gateway.axis import DirectorySync
 from gateway.config import RouteConfig
-from gateway.edochubclient import HubClient, HubRefused, HubUnavailable
+from gateway.edochubclient import (
+    DEFAULT_MAX_DOCUMENT_BYTES,
+    HubClient,
+    HubRefused,
+    HubUnavailable,
+)
 from gateway.interfaces import (
     IInbound,
     ITransport,
@@ -73,7 +78,13 @@ __all__ = ["HubPuller", "HubTransport", "hub_client", "hub_directory_sync", "pro
 CONFIRMED_BY_HUB = "hub:ConfirmReceived"  # the receipt of our 01: the hub wrote it itself
 
 
-def hub_client(route: RouteConfig, *, reactor: Any, max_document_bytes: int) -> HubClient:
+def hub_client(
+    route: RouteConfig,
+    *,
+    reactor: Any,
+    max_document_bytes: int = DEFAULT_MAX_DOCUMENT_BYTES,
+    clock_observer: Callable[[float, float], None] | None = None,
+) -> HubClient:
     assert route.url is not None and route.account is not None and route.secret is not None
     return HubClient(
         route.url,
@@ -82,6 +93,7 @@ def hub_client(route: RouteConfig, *, reactor: Any, max_document_bytes: int) -> 
         reactor=reactor,
         timeout=route.timeout,
         max_document_bytes=max_document_bytes,
+        clock_observer=clock_observer,
     )
 
 
@@ -444,14 +456,21 @@ def hub_directory_sync(
     route: RouteConfig, client: HubClient, store: Store, *, clock: Any
 ) -> DirectorySync:
     """GetOrganizations merged into the directory (locally imported entries win)."""
+    return DirectorySync(
+        route,
+        lambda: hub_agencies(client),
+        store,
+        clock=clock,
+        unavailable=(HubUnavailable, HubRefused),
+    )
 
-    async def fetch() -> list[directory.AxisAgency]:
-        return [
-            directory.AxisAgency(code=o.organ_id, name=o.name, id=o.organ_id, pid="")
-            for o in await client.organizations()
-        ]
 
-    return DirectorySync(route, fetch, store, clock=clock, unavailable=(HubUnavailable, HubRefused))
+async def hub_agencies(client: HubClient) -> list[directory.AxisAgency]:
+    """The hub's whole directory (GetOrganizations) as directory entries."""
+    return [
+        directory.AxisAgency(code=o.organ_id, name=o.name, id=o.organ_id, pid="")
+        for o in await client.organizations()
+    ]
 
 
 async def probe(route: RouteConfig, client: HubClient) -> bool | None:

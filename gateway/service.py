@@ -200,7 +200,10 @@ class Node:
         # A GetDocument answer holds the files twice (as parts, and in the signed envelope
         # as Base64), the parts' Base64 text too.
         client = hubroute.hub_client(
-            route, reactor=self.reactor, max_document_bytes=3 * limits.max_envelope_bytes
+            route,
+            reactor=self.reactor,
+            max_document_bytes=3 * limits.max_envelope_bytes,
+            clock_observer=self.axis_clock.observer(route) if self.axis_clock else None,
         )
 
         def serves(organ_id: str) -> bool:

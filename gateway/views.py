@@ -26,12 +26,12 @@ def local_time(value: str | None) -> str | None:
 
 
 def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
-    """Per vxp route: the axis clock (R20: a finding beyond the route's max_clock_skew) and the
-    pull loop's items still unsettled or unacknowledged."""
+    """Per vxp or edoc-hub route: the axis clock (R20: a finding beyond the route's
+    max_clock_skew) and the pull loop's items still unsettled or unacknowledged."""
     clocks = {r[0]: r for r in axis.clock_readings(conn)}
     out = []
     for route in routes:
-        if route.transport.value != "vxp":
+        if route.transport.value not in ("vxp", "edoc-hub"):
             continue
         reading = clocks.get(route.name)
         pending = conn.execute(

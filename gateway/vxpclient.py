@@ -21,27 +21,27 @@ The secret never leaves this object but as an HMAC: not in logs, exception texts
 from __future__ import annotations
 
 import datetime as dt
-import email.utils
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 from treq.client import HTTPClient
 from twisted.internet.defer import Deferred
-from twisted.internet.protocol import Protocol, connectionDone
 from twisted.logger import Logger
-from twisted.python.failure import Failure
-from twisted.web.client import (
-    Agent,
-    BrowserLikePolicyForHTTPS,
-    HTTPConnectionPool,
-    PotentialDataLoss,
-    ResponseDone,
-)
 from twisted.web.http_headers import Headers
 from twisted.web.iweb import IAgent, IResponse
 
 from edxml import vxp
 from edxml.vxp import Agency, EdocBodyDecoder, ListedItem, VxpProtocolError, VxpTooLarge
+from gateway.httpcall import (
+    HttpError,
+    Oversized,
+    drain,
+    network_reason,
+    one_shot_agent,
+    read_body,
+    server_offset,
+    stream_body,
+)
 
 __all__ = ["MessageType", "VxpClient", "VxpRefused", "VxpUnavailable"]
 
@@ -52,7 +52,6 @@ DEFAULT_MAX_EDOC_BYTES: Final = 150 * 1024 * 1024
 SMALL_ANSWER: Final = 1 << 20  # sendEdoc, updateStatus, count*: the envelope and an id
 LIST_ANSWER: Final = 32 << 20  # an inbox or a delivery report, no paging
 DIRECTORY_ANSWER: Final = 64 << 20  # ~10^5 agencies in one answer (docs/vxp.md §4.8)
-_ERROR_BODY: Final = 64 << 10  # what is read of an HTTP error page before giving up
 
 T = TypeVar("T")
 
@@ -81,16 +80,6 @@ class VxpRefused(Exception):
         super().__init__(self.message_en)
 
 
-class _HttpError(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-class _Oversized(Exception):
-    pass
-
-
 class _Secret:
     """Holds the HMAC key; shows nothing of it."""
 
@@ -106,15 +95,6 @@ class _Secret:
         return "<secret>"
 
     __str__ = __repr__
-
-
-def one_shot_agent(reactor: Any, timeout: float) -> IAgent:
-    """An Agent that verifies TLS like a browser and opens one connection per request, as the
-    axes' own clients do: nothing is left open between polls."""
-    pool = HTTPConnectionPool(reactor, persistent=False)
-    return Agent(
-        reactor, contextFactory=BrowserLikePolicyForHTTPS(), connectTimeout=timeout, pool=pool
-    )
 
 
 class VxpClient:
@@ -198,7 +178,7 @@ class VxpClient:
         decoder = EdocBodyDecoder(max_bytes=self._max_edoc, op=op)
 
         async def consume(response: IResponse) -> tuple[vxp.VxpResponse, bytes]:
-            await _stream(response, decoder.feed)
+            await stream_body(response, decoder.feed)
             return decoder.finish()
 
         answer, data = await self._call(
@@ -259,7 +239,7 @@ class VxpClient:
         content_type: str = vxp.JSON_TYPE,
     ) -> vxp.VxpResponse:
         async def consume(response: IResponse) -> vxp.VxpResponse:
-            return vxp.parse_response(await _read(response, cap), op)
+            return vxp.parse_response(await read_body(response, cap), op)
 
         answer = await self._call(op, params, body=body, content_type=content_type, consume=consume)
         self._refuse_unless_ok(op, answer)
@@ -327,16 +307,16 @@ class VxpClient:
             return f"no answer within {self._timeout:g} s"
         if isinstance(exc, VxpTooLarge):
             return None
-        if isinstance(exc, _HttpError):
+        if isinstance(exc, HttpError):
             return f"HTTP {exc.code}"
-        if isinstance(exc, _Oversized):
+        if isinstance(exc, Oversized):
             return "the answer is larger than expected"
         if isinstance(exc, VxpProtocolError):
             return f"not a VXP answer: {exc.message_en}"
         if isinstance(exc, VxpRefused | VxpUnavailable):
             return None
         # Refused, reset, DNS, TLS handshake: the network's problem, not the request's.
-        return _network_reason(exc)
+        return network_reason(exc)
 
     async def _exchange(
         self,
@@ -358,109 +338,23 @@ class VxpClient:
         arrived = self._reactor.seconds()
         self._observe_clock(response, sent, arrived)
         if response.code >= 500:
-            await _drain(response)
-            raise _HttpError(response.code)
+            await drain(response)
+            raise HttpError(response.code)
         try:
             result = await consume(response)
         except VxpProtocolError:
             if response.code != 200:
-                raise _HttpError(response.code) from None
+                raise HttpError(response.code) from None
             raise
         return response.code, result
 
     def _observe_clock(self, response: IResponse, sent: float, arrived: float) -> None:
         if self._observer is None:
             return
-        values = response.headers.getRawHeaders(b"date")
-        if not values:
+        offset = server_offset(response, sent, arrived)
+        if offset is None:
             return
-        try:
-            server = email.utils.parsedate_to_datetime(values[0].decode("latin-1"))
-        except (TypeError, ValueError, IndexError):
-            return
-        if server.tzinfo is None:
-            server = server.replace(tzinfo=dt.UTC)
-        offset = server.timestamp() - (sent + arrived) / 2
         try:
             self._observer(offset, arrived - sent)
         except Exception:
             self.log.failure("VXP clock observer failed")
-
-
-async def _read(response: IResponse, cap: int) -> bytes:
-    if isinstance(response.length, int) and response.length > cap:
-        raise _Oversized()
-    chunks: list[bytes] = []
-    size = 0
-
-    def collect(data: bytes) -> None:
-        nonlocal size
-        size += len(data)
-        if size > cap:
-            raise _Oversized()
-        chunks.append(data)
-
-    await _stream(response, collect)
-    return b"".join(chunks)
-
-
-class _BodyStream(Protocol):
-    """treq's `collect`, plus what a timeout needs: cancelling closes the connection, so a
-    stalled axis is not left holding it (and a cancelled body is not read to its end)."""
-
-    def __init__(self, done: Deferred[None], sink: Callable[[bytes], object]) -> None:
-        self._done = done
-        self._sink = sink
-
-    def dataReceived(self, data: bytes) -> None:
-        if self._done.called:
-            return
-        try:
-            self._sink(data)
-        except BaseException:
-            self.abort()
-            self._done.errback(Failure())
-
-    def connectionLost(self, reason: Failure = connectionDone) -> None:
-        if self._done.called:
-            return
-        if reason.check(ResponseDone, PotentialDataLoss):
-            self._done.callback(None)
-        else:
-            self._done.errback(reason)
-
-    def abort(self) -> None:
-        if self.transport is not None:
-            self.transport.loseConnection()
-
-
-def _stream(response: IResponse, sink: Callable[[bytes], object]) -> Deferred[None]:
-    """Feed the body of `response` to `sink` as it arrives; fires when it has all come."""
-    protocols: list[_BodyStream] = []
-    done: Deferred[None] = Deferred(lambda _: protocols[0].abort())
-    protocol = _BodyStream(done, sink)
-    protocols.append(protocol)
-    if response.length == 0:
-        done.callback(None)
-    else:
-        response.deliverBody(protocol)
-    return done
-
-
-async def _drain(response: IResponse) -> None:
-    # The status is the answer; the page only has to be read off the connection (bounded).
-    try:
-        await _read(response, _ERROR_BODY)
-    except Exception:
-        return
-
-
-def _network_reason(exc: BaseException) -> str:
-    reasons: Any = getattr(exc, "reasons", None) or ()
-    if reasons:  # twisted.web's ResponseFailed and friends wrap Failures
-        inner = getattr(reasons[0], "value", reasons[0])
-        if isinstance(inner, BaseException):
-            return _network_reason(inner)
-    text = str(exc) or type(exc).__name__
-    text = f"{type(exc).__name__}: {text}" if type(exc).__name__ not in text else text
-    return text if len(text) <= 200 else text[:197] + "..."
