@@ -16,7 +16,6 @@ several runs, after a warm-up call.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import datetime as dt
 import hashlib
@@ -27,7 +26,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from measure import time_op
+from measure import ratio_rows, ratio_table
 
 from edxml import signature, trace, vxp, writer
 from edxml.certificates import Trust
@@ -81,38 +80,11 @@ def rows_for(size_name: str, runs: int) -> list[dict[str, Any]]:
         ("getEdoc json+b64 whole", body, lambda: _whole_decode(body)),
         ("getEdoc streamed", body, lambda: _stream_decode(body)),
     ]
-    floor = time_op(cases[0][2], runs)
-    out = []
-    for name, data, fn in cases:
-        seconds = floor if fn is cases[0][2] else time_op(fn, runs)
-        out.append(
-            {
-                "size": size_name,
-                "operation": name,
-                "bytes": len(data),
-                "seconds": round(seconds, 5),
-                "ratio_to_sha256": round(seconds / floor, 1),
-            }
-        )
-    return out
+    return ratio_rows(size_name, [(n, len(d), f) for n, d, f in cases], runs)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", default="1m,20m")
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    rows = [row for size in args.sizes.split(",") for row in rows_for(size, args.runs)]
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'size':>4}  {'operation':<24} {'bytes':>10} {'seconds':>9} {'× sha256':>9}")
-    for r in rows:
-        print(
-            f"{r['size']:>4}  {r['operation']:<24} {r['bytes']:>10} {r['seconds']:>9.4f}"
-            f" {r['ratio_to_sha256']:>9.1f}"
-        )
+    ratio_table(__doc__, rows_for)
 
 
 if __name__ == "__main__":

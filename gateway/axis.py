@@ -158,18 +158,12 @@ class AxisPuller(PullLoop):
                 error=str(exc),
             )
             return False
-        seen: set[str] = set()
+        once: dict[str, ListedItem] = {}
         for item in items:
-            if item.doc_id in seen:  # real axes list an item twice
-                continue
-            seen.add(item.doc_id)
-            tally.add("listed")
-            if self._stopping:
-                tally.stopped = "stopping"
-                return False
-            if not await self._take(item, message_type, tally):
-                return False
-        return True
+            once.setdefault(item.doc_id, item)  # real axes list an item twice
+        return await self._each(
+            once.values(), lambda item, t: self._take(item, message_type, t), tally
+        )
 
     async def _write(self, job: Callable[[sqlite3.Connection], Any]) -> Any:
         return await self._store.write(job)

@@ -244,14 +244,7 @@ class HubPuller(PullLoop):
             ids = await self._client.pending()
         except (HubUnavailable, HubRefused) as exc:
             return self._stopped(tally, "cannot list the pending documents", exc)
-        for hub_id in dict.fromkeys(ids):
-            tally.add("listed")
-            if self._stopping:
-                tally.stopped = "stopping"
-                return False
-            if not await self._take(hub_id, tally):
-                return False
-        return True
+        return await self._each(dict.fromkeys(ids), self._take, tally)
 
     async def _take(self, hub_id: int, tally: Tally) -> bool:
         route, key, now = self._name, str(hub_id), now_of(self._clock)
@@ -380,14 +373,7 @@ class HubPuller(PullLoop):
         waiting = await self._store.read(
             lambda c: axis_items(c, route=self._name, message_type="status", unsettled=True)
         )
-        for item in reversed(waiting):  # oldest first
-            tally.add("listed")
-            if self._stopping:
-                tally.stopped = "stopping"
-                return False
-            if not await self._take_trace(item, tally):
-                return False
-        return True
+        return await self._each(reversed(waiting), self._take_trace, tally)  # oldest first
 
     async def _keep(self, traces: Sequence[edochub.Trace]) -> None:
         """Every trace of one answer written (with its text) in one transaction: from here on

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import sqlite3
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, TypeVar
 
 import attrs
 
@@ -24,6 +24,8 @@ from twisted.python.failure import Failure
 from gateway.store import utc_text
 
 __all__ = ["AxisItem", "PullLoop", "PullRound", "Tally", "axis_items"]
+
+T = TypeVar("T")
 
 
 @attrs.frozen
@@ -207,6 +209,20 @@ class PullLoop:
 
     async def pull_once(self) -> PullRound:
         raise NotImplementedError
+
+    async def _each(
+        self, items: Iterable[T], take: Callable[[T, Tally], Awaitable[bool]], tally: Tally
+    ) -> bool:
+        """`take` each item in turn (counted as listed); False as soon as one says the round
+        must stop, or the loop is stopping (a round ends at an item boundary)."""
+        for item in items:
+            tally.add("listed")
+            if self._stopping:
+                tally.stopped = "stopping"
+                return False
+            if not await take(item, tally):
+                return False
+        return True
 
     def _schedule(self, delay: float) -> None:
         self._timer = self._clock.callLater(delay, self._tick)

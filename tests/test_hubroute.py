@@ -18,7 +18,7 @@ from twisted.internet import defer, reactor
 from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
-from edxml import edochub, reader
+from edxml import edochub, edochubmap, reader
 from edxml.codes import StatusCode
 from edxml.model import Envelope
 from gateway import directory, dispatch
@@ -160,6 +160,30 @@ class HubRouteTests(TestCase):
         self.assertEqual([(t.to_organ, t.trace.code) for t in self.sim.traces], [(REMOTE_G22, 1)])
         again = await self.puller().pull_once()
         self.assertEqual((again.listed, again.accepted), (0, 0))
+
+    async def test_a_replayed_sender_token_never_reaches_our_store(self) -> None:
+        # The real hub's replay path hands back the sender's SendDocument envelope unchanged,
+        # its Signature/KeyInfo/Token included (§5.3): nothing of that is kept here.
+        data = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23])
+        found = reader.read(data).document
+        assert isinstance(found, Envelope)
+        packet = edochubmap.outgoing_document(
+            found, data, recipients=[HOSTED_H23], now=dt.datetime.now(dt.UTC)
+        )
+        request = edochub.send_document(packet, REMOTE_G22, THEIR_TOKEN)
+        await self.theirs.send_document(packet)
+        [doc] = self.sim.documents.values()
+        doc.envelope = edochub.split_message(request.content_type, request.body).envelope
+        self.assertIn(THEIR_TOKEN.encode(), doc.envelope)
+        result = await self.puller().pull_once()
+        self.assertEqual(result.accepted, 1)
+        [(_, _, sha)] = await self.envelopes_in()
+        self.assertEqual(self.kit.blobs.read(sha), data)
+        for path in Path(self.kit.config.node.blobs_dir).rglob("*"):
+            if path.is_file():
+                self.assertNotIn(THEIR_TOKEN.encode(), path.read_bytes())
+        dumped = await self.kit.query("SELECT * FROM axis_items")
+        self.assertNotIn(THEIR_TOKEN, repr(dumped))
 
     async def test_a_crash_after_the_commit_delivers_once(self) -> None:
         await self.send_from_the_other_side()
