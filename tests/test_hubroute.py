@@ -481,6 +481,46 @@ class HubRouteTests(TestCase):
         again = await self.transport().deliver(package, self.kit.blobs.read(msg.blob_sha256))
         self.assertTrue(again.duplicate)
 
+    async def test_a_recall_crosses_the_hub_both_ways(self) -> None:
+        data = await self.send_from_the_other_side()
+        await self.puller().pull_once()
+        found = reader.read(data).document
+        assert isinstance(found, Envelope)
+        h = found.header
+        # G22 asks for it back: on the hub a 13 is filed under the recipient (§5.5).
+        await self.theirs.update_traces(
+            from_=edochub.Organization(REMOTE_G22, "Văn phòng Chính phủ"),
+            response_for=edochub.ResponseFor(
+                HOSTED_H23,
+                f"{h.code.code_number}/{h.code.code_notation}",
+                f"{h.promulgation_info.promulgation_date:%Y/%m/%d}",
+                h.document_id,
+            ),
+            status=StatusCode.RECALL_REQUESTED,
+            description="Thu hồi do sai sót",
+            timestamp=dt.datetime.now(dt.UTC),
+            staff=edochub.StaffInfo(staff="Nguyễn Văn A"),
+        )
+        result = await self.puller().pull_once()
+        self.assertEqual(result.accepted, 1)
+        # Nobody had picked it up here: withdrawn at once, and a 15 queued to G22.
+        [(_, state, _)] = await self.envelopes_in()
+        self.assertEqual(state, "withdrawn")
+        queued = await self.kit.query(
+            "SELECT d.id, m.id, m.business_type, m.blob_sha256 FROM deliveries d JOIN messages m"
+            " ON m.id = d.message_id WHERE m.kind = 'status' AND m.direction = 'out'"
+            " AND m.business_type = '15'"
+        )
+        [(delivery_id, status_message, _, sha)] = queued
+        package = OutboundPackage(
+            delivery_id, status_message, REMOTE_G22, "hub", "status", sha, 0, 1
+        )
+        receipt = await self.transport().deliver(package, self.kit.blobs.read(sha))
+        self.assertEqual(receipt.receipt_id, "trace:15")
+        [agreed] = [t for t in await self.theirs.get_traces() if t.code == 15]
+        self.assertEqual(agreed.response_for.document_id, h.document_id)
+        self.assertEqual(agreed.from_.organ_id, HOSTED_H23)
+
     # --- directory, credentials, secrecy ---
 
     async def test_directory_sync_takes_the_hubs_organisations(self) -> None:
