@@ -113,6 +113,28 @@ class SampleTests(SynchronousTestCase):
         self.assertIsNone(config.offices[0].token)  # in a file that was not read
         self.assertEqual(config.warnings, ())
 
+    def test_the_samples_commented_hub_route_works_uncommented(self) -> None:
+        text = SAMPLE.read_text()
+        start = text.index("# [route:hub]")
+        end = text.index("\n\n", start)
+        block = "\n".join(
+            line[2:]
+            for line in text[start:end].splitlines()
+            if re.match(r"# (\[route:|[a-z_]+ = )", line)
+        ).replace("token_file = /etc/edxml-gateway/hub.token", "token_env = HUB_TOKEN")
+        hub_token = "aHViLXRva2VuLTAxMjM0NTY3ODlhYmNk"
+        base = Path(self.mktemp())
+        base.mkdir()
+        conf = write(base, text[:start] + block + text[end:])
+        config = load(conf, check_files=False, environ={"HUB_TOKEN": hub_token})
+        [route] = [r for r in config.routes if r.transport is Transport.EDOC_HUB]
+        self.assertEqual((route.name, route.account), ("hub", "000.00.00.H23"))
+        assert route.secret is not None
+        self.assertEqual(route.secret.reveal(), hub_token)
+        self.assertNotIn(hub_token, repr(route))
+        self.assertEqual((route.pull_interval, route.directory_sync), (30.0, 86400.0))
+        self.assertEqual([r.name for r in config.routes_for("000.01.00.H40")][:1], ["hub"])
+
     def test_the_sample_loads_once_its_files_exist(self) -> None:
         base = Path(self.mktemp()).resolve()
         base.mkdir()
