@@ -18,25 +18,33 @@ simulator's control face (/_sim/) sets faults and shows what it holds.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import attrs
-import requests
 
 try:
-    from tests.e2e_kit import H23, H40, NAMES, Node, free_port, gateway, stop_process
+    from tests.e2e_kit import (
+        H23,
+        H40,
+        NAMES,
+        Node,
+        SimulatorProcess,
+        agency_sections,
+        common_sections,
+        free_port,
+        init_with_one_ca,
+    )
 except ImportError:  # tests/ itself on sys.path (no package __init__)
     from e2e_kit import (  # type: ignore[no-redef, import-not-found]
         H23,
         H40,
         NAMES,
         Node,
+        SimulatorProcess,
+        agency_sections,
+        common_sections,
         free_port,
-        gateway,
-        stop_process,
+        init_with_one_ca,
     )
 
 RELAY = "000.00.99.H23"  # the provincial axis node's own OrganId (its TraceHeader)
@@ -45,36 +53,7 @@ SYSTEM_B = "sys.hungyen.qlvb"
 SECRETS = {SYSTEM_P: "p-secret-0123456789abcdef", SYSTEM_B: "b-secret-0123456789abcdef"}
 PULL_EVERY = "500ms"
 
-_COMMON = """
-[trust]
-roots = data/pki/root.pem
-
-[limits]
-office_rate = 0
-exchange_rate = 0
-
-[retry]
-schedule = 1s, 1s, 2s
-jitter = 0.1
-max_attempts = 40
-"""
-
-
-def _agency(node: Node) -> str:
-    return f"""
-[agency:{node.organ_id}]
-name = {NAMES[node.organ_id]}
-signing_key = data/pki/{node.organ_id}.key
-signing_cert = data/pki/{node.organ_id}.pem
-
-[office:{node.office}]
-token_file = data/office.token
-organ_ids = {node.organ_id}
-
-[route:local]
-transport = local
-organ_ids = {node.organ_id}
-"""
+_COMMON = common_sections(max_attempts=40)
 
 
 def _vxp_route(url: str, system: str, secret_file: str, extra: str = "") -> str:
@@ -91,16 +70,8 @@ timeout = 5s
 
 
 @attrs.define
-class Simulator:
+class Simulator(SimulatorProcess):
     """`gateway simulate vxp` in a subprocess, and its control face."""
-
-    directory: Path
-    process: subprocess.Popen[bytes] | None = None
-    url: str = ""  # the adapter endpoint, as the nodes' routes name it
-
-    @property
-    def root(self) -> str:
-        return self.url.split("/XrdAdapter", 1)[0]
 
     def write_systems(self) -> Path:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -111,64 +82,22 @@ class Simulator:
             systems.append({"system_id": system, "secret_file": str(secret), "agencies": agencies})
         path = self.directory / "systems.json"
         path.write_text(json.dumps({"systems": systems}))
-        agencies = [{"code": code, "name": NAMES[code], "id": code, "pid": ""} for code in NAMES]
-        (self.directory / "agencies.json").write_text(json.dumps(agencies, ensure_ascii=False))
+        listed = [{"code": code, "name": NAMES[code], "id": code, "pid": ""} for code in NAMES]
+        (self.directory / "agencies.json").write_text(json.dumps(listed, ensure_ascii=False))
         return path
 
-    def start(self) -> None:
-        systems = self.write_systems()
-        err = (self.directory / "sim.stderr").open("wb")
-        self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gateway.cli",
-                "simulate",
-                "vxp",
-                "--listen",
-                "127.0.0.1:0",
-                "--systems",
-                str(systems),
-                "--agencies",
-                str(self.directory / "agencies.json"),
-                "--state-file",
-                str(self.directory / "state.json"),
-            ],
-            cwd=self.directory,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=err,
-        )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            raise AssertionError(f"simulator did not start:\n{self.stderr()}")
-        self.url = json.loads(line)["listening"]
-
-    def stop(self) -> int | None:
-        process, self.process = self.process, None
-        return stop_process(process)
-
-    def stderr(self) -> str:
-        try:
-            return (self.directory / "sim.stderr").read_text(errors="replace")[-8000:]
-        except OSError:
-            return "(no stderr)"
-
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False
-        return session
-
-    def state(self) -> Any:
-        with self._session() as s:
-            return s.get(f"{self.root}/_sim/state", timeout=10).json()
-
-    def faults(self, **faults: Any) -> Any:
-        with self._session() as s:
-            answer = s.post(f"{self.root}/_sim/faults", json=faults, timeout=10)
-            answer.raise_for_status()
-            return answer.json()
+    def simulate_args(self) -> list[str]:
+        return [
+            "vxp",
+            "--listen",
+            "127.0.0.1:0",
+            "--systems",
+            str(self.write_systems()),
+            "--agencies",
+            str(self.directory / "agencies.json"),
+            "--state-file",
+            str(self.directory / "state.json"),
+        ]
 
 
 @attrs.define
@@ -191,7 +120,7 @@ class AxisWorld:
         if node is self.a:
             return (
                 node.node_section()
-                + _agency(node)
+                + agency_sections(node)
                 + f"""
 [route:province]
 transport = soap
@@ -216,7 +145,7 @@ timeout = 10s
             )
         return (
             node.node_section()
-            + _agency(node)
+            + agency_sections(node)
             + _vxp_route(
                 self.sim.url,
                 SYSTEM_B,
@@ -246,7 +175,5 @@ def make_world(base: Path) -> AxisWorld:
     for node in (a, p, b):
         node.directory.mkdir(parents=True, exist_ok=True)
         world.configure(node)
-    first = gateway(a, "init", "--json")
-    for node in (p, b):
-        gateway(node, "init", "--ca-dir", first["ca_dir"], "--json")
+    init_with_one_ca(a, p, b)
     return world

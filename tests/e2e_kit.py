@@ -18,19 +18,24 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 import attrs
 import requests
 import zeep
 from zeep.transports import Transport as ZeepTransport
+
+from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import reader, writer
 from edxml.codes import Priority
@@ -109,43 +114,17 @@ tls_ca = data/pki/root.pem
     def config_text(self, peer: Node) -> str:
         return (
             self.node_section()
+            + agency_sections(self)
             + f"""
-[agency:{self.organ_id}]
-name = {NAMES[self.organ_id]}
-signing_key = data/pki/{self.organ_id}.key
-signing_cert = data/pki/{self.organ_id}.pem
-
-[office:{self.office}]
-token_file = data/office.token
-organ_ids = {self.organ_id}
-
-[route:local]
-transport = local
-organ_ids = {self.organ_id}
-
 [route:peer]
 transport = soap
 url = {peer.exchange_url}
 organ_ids = {peer.organ_id}
 max_concurrency = 4
 timeout = 10s
-
-[trust]
-roots = data/pki/root.pem{self._crls_line()}
-
-[limits]
-office_rate = 0
-exchange_rate = 0
-
-[retry]
-schedule = 1s, 1s, 2s
-jitter = 0.1
-max_attempts = 20
 """
+            + common_sections(max_attempts=20, crls=self.crls)
         )
-
-    def _crls_line(self) -> str:
-        return f"\ncrls = {', '.join(self.crls)}" if self.crls else ""
 
     def start(self) -> None:
         """`gateway run` in a subprocess; returns once the office port accepts connections."""
@@ -194,6 +173,42 @@ max_attempts = 20
             return self.stderr_path.read_text(errors="replace")[-8000:]
         except OSError:
             return "(no stderr)"
+
+
+def agency_sections(node: Node) -> str:
+    """[agency:…] for the node's own agency, its office credential and its local route."""
+    return f"""
+[agency:{node.organ_id}]
+name = {NAMES[node.organ_id]}
+signing_key = data/pki/{node.organ_id}.key
+signing_cert = data/pki/{node.organ_id}.pem
+
+[office:{node.office}]
+token_file = data/office.token
+organ_ids = {node.organ_id}
+
+[route:local]
+transport = local
+organ_ids = {node.organ_id}
+"""
+
+
+def common_sections(*, max_attempts: int, crls: Sequence[str] = ()) -> str:
+    """[trust] (the shared dev root, `crls` if any), [limits] off and a short [retry]."""
+    crls_line = f"\ncrls = {', '.join(crls)}" if crls else ""
+    return f"""
+[trust]
+roots = data/pki/root.pem{crls_line}
+
+[limits]
+office_rate = 0
+exchange_rate = 0
+
+[retry]
+schedule = 1s, 1s, 2s
+jitter = 0.1
+max_attempts = {max_attempts}
+"""
 
 
 def stop_process(process: subprocess.Popen[bytes] | None) -> int | None:
@@ -256,12 +271,18 @@ def make_pair(base: Path, *, b_crls: Sequence[str] = ()) -> tuple[Node, Node]:
     for node, peer in ((a, b), (b, a)):
         node.directory.mkdir(parents=True, exist_ok=True)
         node.conf.write_text(node.config_text(peer), encoding="utf-8")
-    first = gateway(a, "init", "--json")
-    gateway(b, "init", "--ca-dir", first["ca_dir"], "--json")
+    init_with_one_ca(a, b)
     if b_crls:
         b.crls = tuple(b_crls)
         b.conf.write_text(b.config_text(a), encoding="utf-8")
     return a, b
+
+
+def init_with_one_ca(first: Node, *others: Node) -> None:
+    """`gateway init` for every node, the others with the first one's CA directory."""
+    made = gateway(first, "init", "--json")
+    for node in others:
+        gateway(node, "init", "--ca-dir", made["ca_dir"], "--json")
 
 
 def gateway(node: Node, *args: str, ok: tuple[int, ...] = (0,)) -> Any:
@@ -358,3 +379,148 @@ def poll(what: str, probe: Callable[[], T | None], *, timeout: float, every: flo
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
         time.sleep(every)
+
+
+@attrs.define
+class SimulatorProcess:
+    """`gateway simulate …` in a subprocess, and its control face (<root>/_sim/). Subclasses
+    give `simulate_args()`, the arguments after `simulate` (writing the files they name)."""
+
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+    url: str = ""  # the service endpoint, as the nodes' routes name it
+
+    what: ClassVar[str] = "simulator"  # for failure messages
+
+    def simulate_args(self) -> list[str]:
+        raise NotImplementedError
+
+    @property
+    def root(self) -> str:
+        """scheme://host:port: the control face lives at <root>/_sim/."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    @property
+    def stderr_path(self) -> Path:
+        return self.directory / "sim.stderr"
+
+    def start(self) -> None:
+        """Runs it and reads the `{"listening": URL}` line it prints once it listens."""
+        args = self.simulate_args()
+        with self.stderr_path.open("ab") as err:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "gateway.cli", "simulate", *args],
+                cwd=self.directory,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=err,
+            )
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()
+        if not line:
+            self.stop()
+            raise AssertionError(f"{self.what} did not start:\n{self.stderr()}")
+        self.url = json.loads(line)["listening"]
+
+    def stop(self) -> int | None:
+        process, self.process = self.process, None
+        return stop_process(process)
+
+    def stderr(self) -> str:
+        try:
+            return self.stderr_path.read_text(errors="replace")[-8000:]
+        except OSError:
+            return "(no stderr)"
+
+    def _session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False  # this machine's proxies must not apply to loopback
+        return session
+
+    def state(self) -> Any:
+        with self._session() as s:
+            answer = s.get(f"{self.root}/_sim/state", timeout=10)
+            answer.raise_for_status()
+            return answer.json()
+
+    def faults(self, **faults: Any) -> Any:
+        with self._session() as s:
+            answer = s.post(f"{self.root}/_sim/faults", json=faults, timeout=10)
+            answer.raise_for_status()
+            return answer.json()
+
+
+class WorldTestCase(SynchronousTestCase):
+    """Tests sharing one world of processes (nodes `a` and `b`, started once for the class).
+
+    Subclasses set `world_factory = staticmethod(make_world)`, `prefix` (of the temporary
+    directory) and `timeout`. Set E2E_KEEP to look at the directories afterwards. A failing test
+    carries the processes' logs when the world has `logs()`."""
+
+    prefix: ClassVar[str] = "e2e-"
+    timeout: ClassVar[float] = 60.0
+    world: ClassVar[Any]
+    base: ClassVar[Path]
+
+    @staticmethod
+    def world_factory(base: Path) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        cls.base = Path(tempfile.mkdtemp(prefix=cls.prefix))
+        cls.world = cls.world_factory(cls.base)
+        try:
+            cls.world.start()
+        except BaseException:
+            cls.world.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        cls.world.stop()
+        if not os.environ.get("E2E_KEEP"):
+            shutil.rmtree(cls.base, ignore_errors=True)
+
+    def setUp(self) -> None:
+        logs = getattr(self.world, "logs", None)
+        if logs is None:
+            return
+        # trial fetches the method after setUp, so the wrapper is what runs.
+        method: Callable[[], None] = getattr(self, self._testMethodName)
+
+        def with_logs() -> None:
+            try:
+                method()
+            except AssertionError as exc:
+                raise AssertionError(f"{exc}\n\n{logs()}") from exc
+
+        setattr(self, self._testMethodName, with_logs)
+
+    def client(self, node: Node) -> Any:
+        client = office_client(node)
+        self.addCleanup(client.transport.session.close)
+        return client
+
+    def history_at_a(self, office_a: Any, message_id: str, count: int) -> list[str]:
+        return history_at(office_a, message_id, H40, count, self.timeout)
+
+    def in_b_inbox(self, office_b: Any, number: str) -> list[Any]:
+        """B's inbox items (for H40) of A's document numbered `number`."""
+        wanted = document_id(H23, number)
+        return [
+            d
+            for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=50)
+            if d.DocumentId == wanted
+        ]
+
+    def arrival_at_b(self, office_b: Any, number: str) -> Any:
+        """The document in B's inbox (polled), which must list it exactly once."""
+        found = poll(
+            f"document {number} in B's inbox",
+            lambda: self.in_b_inbox(office_b, number),
+            timeout=self.timeout,
+        )
+        self.assertEqual(len(found), 1, found)
+        return found[0]

@@ -19,64 +19,47 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any, ClassVar
 
 import attrs
-import requests
 
-if TYPE_CHECKING:  # mypy takes tests/ as the base of its modules (there is no __init__)
-    from e2e_kit import H23, H40, NAMES, Node, free_port, gateway, stop_process
-else:
-    try:
-        from tests.e2e_kit import H23, H40, NAMES, Node, free_port, gateway, stop_process
-    except ImportError:  # tests/ itself on sys.path
-        from e2e_kit import H23, H40, NAMES, Node, free_port, gateway, stop_process
+try:
+    from tests.e2e_kit import (
+        H23,
+        H40,
+        NAMES,
+        Node,
+        SimulatorProcess,
+        agency_sections,
+        common_sections,
+        free_port,
+        init_with_one_ca,
+    )
+except ImportError:  # tests/ itself on sys.path (no package __init__)
+    from e2e_kit import (  # type: ignore[no-redef, import-not-found]
+        H23,
+        H40,
+        NAMES,
+        Node,
+        SimulatorProcess,
+        agency_sections,
+        common_sections,
+        free_port,
+        init_with_one_ca,
+    )
 
 ROUTE = "hub"
 PULL_EVERY = "500ms"
 SERVICE_PATH = "/services/EdocService"
-SIM_START_TIMEOUT = 30.0
 
-_COMMON = """
-[trust]
-roots = data/pki/root.pem
-
-[limits]
-office_rate = 0
-exchange_rate = 0
-
-[retry]
-schedule = 1s, 1s, 2s
-jitter = 0.1
-max_attempts = 40
-"""
+_COMMON = common_sections(max_attempts=40)
 
 
 def hub_token() -> str:
     """A token shaped like the hub's: Base64 of 20 random bytes (28 characters)."""
     return base64.b64encode(secrets.token_bytes(20)).decode("ascii")
-
-
-def _agency(node: Node) -> str:
-    return f"""
-[agency:{node.organ_id}]
-name = {NAMES[node.organ_id]}
-signing_key = data/pki/{node.organ_id}.key
-signing_cert = data/pki/{node.organ_id}.pem
-
-[office:{node.office}]
-token_file = data/office.token
-organ_ids = {node.organ_id}
-
-[route:local]
-transport = local
-organ_ids = {node.organ_id}
-"""
 
 
 def _hub_route(url: str, organ_id: str, token_file: Path, serves: str, sync: str) -> str:
@@ -94,19 +77,13 @@ directory_sync = {sync}
 
 
 @attrs.define
-class HubSimulator:
-    """`gateway simulate edoc-hub` in a subprocess, and its control face."""
+class HubSimulator(SimulatorProcess):
+    """`gateway simulate edoc-hub` in a subprocess, and its control face (any path serves
+    SOAP)."""
 
-    directory: Path
     tokens: dict[str, str] = attrs.field(factory=dict)  # OrganId → token
-    process: subprocess.Popen[bytes] | None = None
-    url: str = ""  # the service endpoint, as the nodes' routes name it
 
-    @property
-    def root(self) -> str:
-        """scheme://host:port: the control face lives at <root>/_sim/, any path serves SOAP."""
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.netloc}"
+    what: ClassVar[str] = "hub simulator"
 
     def token_file(self, organ_id: str) -> Path:
         return self.directory / f"{organ_id}.token"
@@ -135,61 +112,16 @@ class HubSimulator:
         path.write_text(json.dumps({"organizations": entries}, ensure_ascii=False), "utf-8")
         return path
 
-    def start(self) -> None:
-        organizations = self.write_organizations()
-        with (self.directory / "sim.stderr").open("ab") as err:
-            self.process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "gateway.cli",
-                    "simulate",
-                    "edoc-hub",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--organizations",
-                    str(organizations),
-                    "--path",
-                    SERVICE_PATH,
-                ],
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=err,
-            )
-        assert self.process.stdout is not None
-        line = self.process.stdout.readline()
-        if not line:
-            self.stop()
-            raise AssertionError(f"hub simulator did not start:\n{self.stderr()}")
-        self.url = json.loads(line)["listening"]
-
-    def stop(self) -> int | None:
-        process, self.process = self.process, None
-        return stop_process(process)
-
-    def stderr(self) -> str:
-        try:
-            return (self.directory / "sim.stderr").read_text(errors="replace")[-8000:]
-        except OSError:
-            return "(no stderr)"
-
-    def _session(self) -> requests.Session:
-        session = requests.Session()
-        session.trust_env = False  # this machine's proxies must not apply to loopback
-        return session
-
-    def state(self) -> Any:
-        with self._session() as s:
-            answer = s.get(f"{self.root}/_sim/state", timeout=10)
-            answer.raise_for_status()
-            return answer.json()
-
-    def faults(self, **faults: Any) -> Any:
-        with self._session() as s:
-            answer = s.post(f"{self.root}/_sim/faults", json=faults, timeout=10)
-            answer.raise_for_status()
-            return answer.json()
+    def simulate_args(self) -> list[str]:
+        return [
+            "edoc-hub",
+            "--listen",
+            "127.0.0.1:0",
+            "--organizations",
+            str(self.write_organizations()),
+            "--path",
+            SERVICE_PATH,
+        ]
 
     def clear_faults(self) -> Any:
         return self.faults(slow=0, http500=0, not_ready=0, lost_confirms=0)
@@ -233,7 +165,7 @@ class HubWorld:
             self.peer_of(node).organ_id,
             sync,
         )
-        return node.node_section() + _agency(node) + route + _COMMON
+        return node.node_section() + agency_sections(node) + route + _COMMON
 
     def stop(self) -> None:
         for node in self.nodes:
@@ -246,7 +178,7 @@ class HubWorld:
         for node in self.nodes:
             text = readable_log(node.stderr_path, lines)
             parts.append(f"--- node {node.name} (run {node.runs}) ---\n{text}")
-        text = readable_log(self.sim.directory / "sim.stderr", lines)
+        text = readable_log(self.sim.stderr_path, lines)
         parts.append(f"--- hub simulator ---\n{text}")
         return "\n".join(parts)
 
@@ -265,7 +197,7 @@ class HubWorld:
             yield from sorted(node.directory.glob("run-*.stderr"))
             blobs = node.directory / "data" / "blobs"
             yield from sorted(p for p in blobs.rglob("*") if p.is_file())
-        yield self.sim.directory / "sim.stderr"
+        yield self.sim.stderr_path
 
 
 _QUIET = ("twisted.web.client._HTTP11ClientFactory", "twisted.python.log")
@@ -319,6 +251,5 @@ def make_world(base: Path) -> HubWorld:
     for node in world.nodes:
         node.directory.mkdir(parents=True, exist_ok=True)
         world.configure(node)
-    first = gateway(a, "init", "--json")
-    gateway(b, "init", "--ca-dir", first["ca_dir"], "--json")
+    init_with_one_ca(a, b)
     return world

@@ -8,24 +8,17 @@ with SIGKILL inside its pull loop, restarted: nothing lost, nothing handed over 
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Any, ClassVar
-
-from twisted.trial.unittest import SynchronousTestCase
 
 try:
     from tests.axis_kit import RELAY, AxisWorld, make_world
     from tests.e2e_kit import (
         H23,
         H40,
-        Node,
+        WorldTestCase,
         cli_json,
         document_id,
         envelope,
-        history_at,
-        office_client,
         poll,
         rows,
     )
@@ -34,12 +27,10 @@ except ImportError:  # tests/ itself on sys.path (no package __init__)
     from e2e_kit import (  # type: ignore[no-redef, import-not-found]
         H23,
         H40,
-        Node,
+        WorldTestCase,
         cli_json,
         document_id,
         envelope,
-        history_at,
-        office_client,
         poll,
         rows,
     )
@@ -47,43 +38,11 @@ except ImportError:  # tests/ itself on sys.path (no package __init__)
 TIMEOUT = 60.0
 
 
-class _World(SynchronousTestCase):
+class _World(WorldTestCase):
     world: ClassVar[AxisWorld]
-    base: ClassVar[Path]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.base = Path(tempfile.mkdtemp(prefix="axes-"))
-        cls.world = make_world(cls.base)
-        try:
-            cls.world.start()
-        except BaseException:
-            cls.world.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.world.stop()
-        shutil.rmtree(cls.base, ignore_errors=True)
-
-    def client(self, node: Node) -> Any:
-        client = office_client(node)
-        self.addCleanup(client.transport.session.close)
-        return client
-
-    def history_at_a(self, office_a: Any, message_id: str, count: int) -> list[str]:
-        return history_at(office_a, message_id, H40, count, TIMEOUT)
-
-    def arrival_at_b(self, office_b: Any, number: str) -> Any:
-        wanted = document_id(H23, number)
-
-        def found() -> Any:
-            for doc in office_b.service.ReceiveDocuments(OrganId=H40, Max=50):
-                if doc.DocumentId == wanted:
-                    return doc
-            return None
-
-        return poll(f"document {number} in B's inbox", found, timeout=TIMEOUT)
+    world_factory = staticmethod(make_world)
+    prefix = "axes-"
+    timeout = TIMEOUT
 
     def round_trip(self, number: str) -> tuple[str, Any]:
         """A sends; B receives, picks up, reports 03 and 06; A sees 01, 03, 06. The sent
@@ -111,13 +70,7 @@ class _World(SynchronousTestCase):
             document_id(H23, number),
         )
         self.assertEqual(kept, [(1,)])
-        office_b = self.client(self.world.b)
-        still = [
-            d
-            for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=50)
-            if d.DocumentId == document_id(H23, number)
-        ]
-        self.assertEqual(still, [])
+        self.assertEqual(self.in_b_inbox(self.client(self.world.b), number), [])
 
 
 class _PullLoopCrash(_World):

@@ -12,125 +12,47 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
-from twisted.trial.unittest import SynchronousTestCase
-
-if TYPE_CHECKING:  # mypy takes tests/ as the base of its modules (there is no __init__)
-    from e2e_kit import (
+try:
+    from tests.e2e_kit import (
         H23,
         H40,
         NAMES,
         Node,
+        WorldTestCase,
         cli_json,
         document_id,
         envelope,
-        history_at,
-        office_client,
         poll,
         rows,
     )
-    from hub_kit import ROUTE, HubWorld, make_world
-else:
-    try:
-        from tests.e2e_kit import (
-            H23,
-            H40,
-            NAMES,
-            Node,
-            cli_json,
-            document_id,
-            envelope,
-            history_at,
-            office_client,
-            poll,
-            rows,
-        )
-        from tests.hub_kit import ROUTE, HubWorld, make_world
-    except ImportError:  # tests/ itself on sys.path
-        from e2e_kit import (
-            H23,
-            H40,
-            NAMES,
-            Node,
-            cli_json,
-            document_id,
-            envelope,
-            history_at,
-            office_client,
-            poll,
-            rows,
-        )
-        from hub_kit import ROUTE, HubWorld, make_world
+    from tests.hub_kit import ROUTE, HubWorld, make_world
+except ImportError:  # tests/ itself on sys.path (no package __init__)
+    from e2e_kit import (  # type: ignore[no-redef, import-not-found]
+        H23,
+        H40,
+        NAMES,
+        Node,
+        WorldTestCase,
+        cli_json,
+        document_id,
+        envelope,
+        poll,
+        rows,
+    )
+    from hub_kit import ROUTE, HubWorld, make_world  # type: ignore[no-redef, import-not-found]
 
 TIMEOUT = 30.0
 CLERK = {"Name": "Nguyễn Thị Văn Thư", "Department": "Văn phòng"}
 RECEIVED = "Đã tiếp nhận"
 
 
-class _World(SynchronousTestCase):
+class _World(WorldTestCase):
     world: ClassVar[HubWorld]
-    base: ClassVar[Path]
-
-    @classmethod
-    def setUpClass(cls) -> None:
-        cls.base = Path(tempfile.mkdtemp(prefix="hub-"))
-        cls.world = make_world(cls.base)
-        try:
-            cls.world.start()
-        except BaseException:
-            cls.world.stop()
-            raise
-
-    @classmethod
-    def tearDownClass(cls) -> None:
-        cls.world.stop()
-        if not os.environ.get("E2E_KEEP"):  # set it to look at the directories afterwards
-            shutil.rmtree(cls.base, ignore_errors=True)
-
-    def setUp(self) -> None:
-        # A failing test carries the three processes' logs (trial fetches the method after
-        # setUp, so the wrapper is what runs).
-        method: Callable[[], None] = getattr(self, self._testMethodName)
-
-        def with_logs() -> None:
-            try:
-                method()
-            except AssertionError as exc:
-                raise AssertionError(f"{exc}\n\n{self.world.logs()}") from exc
-
-        setattr(self, self._testMethodName, with_logs)
-
-    def client(self, node: Node) -> Any:
-        client = office_client(node)
-        self.addCleanup(client.transport.session.close)
-        return client
-
-    def history_at_a(self, office_a: Any, message_id: str, count: int) -> list[str]:
-        return history_at(office_a, message_id, H40, count, TIMEOUT)
-
-    def in_b_inbox(self, office_b: Any, number: str) -> list[Any]:
-        wanted = document_id(H23, number)
-        return [
-            d
-            for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=50)
-            if d.DocumentId == wanted
-        ]
-
-    def arrival_at_b(self, office_b: Any, number: str) -> Any:
-        """The document in B's inbox (polled), which must list it exactly once."""
-        found = poll(
-            f"document {number} in B's inbox",
-            lambda: self.in_b_inbox(office_b, number),
-            timeout=TIMEOUT,
-        )
-        self.assertEqual(len(found), 1, found)
-        return found[0]
+    world_factory = staticmethod(make_world)
+    prefix = "hub-"
+    timeout = TIMEOUT
 
     def hub_document(self, number: str) -> Any:
         """The hub's record of the document (polled until A has uploaded it)."""
