@@ -653,3 +653,60 @@ class StatusResendTests(StoreTestCase):
         history = await self.store.read(lambda c: st.status_history(c, doc.id))
         self.assertEqual([h.code for h in history], ["03"])
         self.assertEqual(st.verify_audit_chain(self.fresh()), [])
+
+
+class MigrationV8Tests(SynchronousTestCase):
+    def test_v8_keeps_every_axis_item_and_admits_the_hubs_outcomes(self) -> None:
+        path = Path(self.mktemp() + ".db")
+        apply_migrations(path, MIGRATIONS[:7])
+        conn = sqlite3.connect(path, isolation_level=None)
+        rows = [
+            (
+                "national",
+                "ax-1",
+                "edoc",
+                "G22",
+                "H23",
+                "t1",
+                2,
+                "accepted",
+                "m1",
+                None,
+                "t2",
+                "done",
+                "t3",
+            ),
+            (
+                "national",
+                "ax-2",
+                "status",
+                None,
+                None,
+                "t4",
+                1,
+                None,
+                None,
+                "FAIL",
+                None,
+                None,
+                None,
+            ),
+        ]
+        conn.executemany(f"INSERT INTO axis_items VALUES ({', '.join('?' * 13)})", rows)
+        with self.assertRaises(sqlite3.IntegrityError):  # v7 knew only the national axis
+            conn.execute("UPDATE axis_items SET acked_status = 'confirmed' WHERE axis_id = 'ax-1'")
+        conn.close()
+        report = apply_migrations(path)
+        self.assertEqual((report.from_version, report.to_version), (7, CURRENT_VERSION))
+        conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
+        self.assertEqual(conn.execute("SELECT * FROM axis_items ORDER BY axis_id").fetchall(), rows)
+        conn.execute(
+            "INSERT INTO axis_items (route, axis_id, message_type, first_seen_at, outcome,"
+            " acked_status) VALUES ('hub', 'trace:1', 'status', 't', 'send-failed', 'read')"
+        )
+        conn.execute("UPDATE axis_items SET acked_status = 'confirmed' WHERE axis_id = 'ax-1'")
+        with self.assertRaises(sqlite3.IntegrityError):
+            conn.execute("UPDATE axis_items SET outcome = 'lost' WHERE axis_id = 'ax-1'")
+        indexes = {r[1] for r in conn.execute("PRAGMA index_list(axis_items)")}
+        self.assertTrue({"axis_items_unacked", "axis_items_unsettled"} <= indexes)
