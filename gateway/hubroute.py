@@ -70,7 +70,7 @@ from gateway.pulling import (
     settled,
 )
 from gateway.soap import FaultCode, GatewayFault
-from gateway.store import Store
+from gateway.store import Store, append_audit
 from gateway.transports import UploadOnce
 
 __all__ = ["HubPuller", "HubTransport", "hub_client", "hub_directory_sync", "probe"]
@@ -459,9 +459,15 @@ async def hub_agencies(client: HubClient) -> list[directory.AxisAgency]:
     ]
 
 
-async def probe(route: RouteConfig, client: HubClient) -> bool | None:
+PROBE_ACTIONS = ("hub-credentials-accepted", "hub-credentials-refused")
+
+
+async def probe(
+    route: RouteConfig, client: HubClient, store: Store | None = None, *, clock: Any = None
+) -> bool | None:
     """CheckPermission at start: True accepted, False refused (a configuration error, logged
-    as such), None the hub did not answer (the loops will try again)."""
+    as such and, with a store, audited: `gateway status` shows it until a later start is
+    accepted), None the hub did not answer (the loops will try again)."""
     log = Logger()
     try:
         ok = await client.check_permission()
@@ -479,5 +485,18 @@ async def probe(route: RouteConfig, client: HubClient) -> bool | None:
     else:
         log.info(
             "{route}: the hub accepts OrganId {organ_id}", route=route.name, organ_id=route.account
+        )
+    if store is not None:
+        now = now_of(clock)
+        await store.write(
+            lambda c: append_audit(
+                c,
+                at=now,
+                actor=f"hub:{route.name}",
+                action=PROBE_ACTIONS[0 if ok else 1],
+                subject_type="route",
+                subject_id=route.name,
+                detail={"organ_id": route.account},
+            )
         )
     return ok

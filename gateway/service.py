@@ -231,7 +231,7 @@ class Node:
             self.axis_loops.append(
                 hubroute.hub_directory_sync(route, client, self.store, clock=self.reactor)
             )
-        Deferred.fromCoroutine(hubroute.probe(route, client))
+        Deferred.fromCoroutine(hubroute.probe(route, client, self.store, clock=self.reactor))
 
     def _vxp_client(self, route: RouteConfig) -> VxpClient:
         assert route.url is not None and route.system_id is not None and route.secret is not None

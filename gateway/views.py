@@ -67,8 +67,31 @@ def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
                         f" cổng (quá {route.max_clock_skew:g} giây)",
                     }
                 )
+        if route.transport.value == "edoc-hub":
+            entry["findings"].extend(_hub_credentials(conn, route.name))
         out.append(entry)
     return out
+
+
+def _hub_credentials(conn: sqlite3.Connection, route: str) -> list[dict[str, str]]:
+    """A finding while the hub's last answer to our start-up CheckPermission was a refusal."""
+    last = conn.execute(
+        "SELECT action, at FROM audit WHERE subject_type = 'route' AND subject_id = ?"
+        " AND action IN ('hub-credentials-accepted', 'hub-credentials-refused')"
+        " ORDER BY id DESC LIMIT 1",
+        (route,),
+    ).fetchone()
+    if last is None or last[0] != "hub-credentials-refused":
+        return []
+    return [
+        {
+            "code": "HubCredentialsRefused",
+            "message_en": f"The hub of {route} refused our OrganId and token at the start of"
+            f" {local_time(last[1])}: check organ_id and the token",
+            "message_vi": f"Trục của tuyến {route} từ chối mã định danh và mã truy cập khi khởi"
+            f" động lúc {local_time(last[1])}: kiểm tra organ_id và mã truy cập",
+        }
+    ]
 
 
 def summary(conn: sqlite3.Connection) -> dict[str, Any]:

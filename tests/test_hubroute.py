@@ -21,7 +21,7 @@ from twisted.trial.unittest import TestCase
 from edxml import edochub, edochubmap, reader
 from edxml.codes import StatusCode
 from edxml.model import Envelope
-from gateway import directory, dispatch
+from gateway import directory, dispatch, views
 from gateway import store as st
 from gateway.config import RouteConfig, RoutePattern, Secret, Transport
 from gateway.edochubclient import HubClient
@@ -532,11 +532,24 @@ class HubRouteTests(TestCase):
         self.assertEqual(agencies[REMOTE_G22].source, "axis:hub")
 
     async def test_the_start_probe_tells_a_refused_token(self) -> None:
-        self.assertTrue(await probe(self.route, self.ours))
+        store = self.kit.store
+
+        async def findings() -> list[str]:
+            [entry] = await store.read(lambda c: views.axes(c, [self.route]))
+            return [f["code"] for f in entry["findings"]]
+
+        self.assertTrue(await probe(self.route, self.ours, store, clock=reactor))
+        self.assertEqual(await findings(), [])
         wrong = HubClient(self.url, HOSTED_H23, "d3JvbmctdG9rZW4tMDEyMzQ1Njc4OWFi", reactor=reactor)
-        self.assertFalse(await probe(self.route, wrong))
+        self.assertFalse(await probe(self.route, wrong, store, clock=reactor))
+        # `gateway status` says so until a later start is accepted.
+        self.assertEqual(await findings(), ["HubCredentialsRefused"])
         self.sim.set_faults({"http500": 1})
-        self.assertIsNone(await probe(self.route, self.ours))
+        self.assertIsNone(await probe(self.route, self.ours, store, clock=reactor))
+        self.assertEqual(await findings(), ["HubCredentialsRefused"])
+        self.assertTrue(await probe(self.route, self.ours, store, clock=reactor))
+        self.assertEqual(await findings(), [])
+        self.assertNotIn("d3JvbmctdG9rZW4", repr(await self.kit.query("SELECT * FROM audit")))
 
     async def test_the_token_is_never_logged_nor_stored(self) -> None:
         await self.send_from_the_other_side()
