@@ -17,16 +17,14 @@ Nothing here decides anything: every answer goes back into `edxml.check.examine`
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 from collections import OrderedDict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Final
 from urllib.parse import urlsplit
 
 import attrs
 
-import treq
 from treq.client import HTTPClient
 from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTCP, IReactorTime
@@ -47,13 +45,10 @@ from edxml.ocsp import (
     valid_until,
 )
 from gateway.config import OcspConfig
+from gateway.httpcall import HttpError, Oversized, drain, network_reason, read_body
 
 MAX_CACHED: Final = 10_000
 _CONTENT_TYPE: Final = b"application/ocsp-request"
-
-
-class _TooLarge(Exception):
-    pass
 
 
 @attrs.frozen
@@ -193,16 +188,17 @@ class OcspClient:
                 f"no answer within {self._config.timeout:g} s",
                 f"không có phản hồi trong {self._config.timeout:g} giây",
             )
-        except _TooLarge:
+        except Oversized:
             problem = Problem(
                 f"the answer is over {MAX_RESPONSE_BYTES} bytes",
                 f"phản hồi vượt quá {MAX_RESPONSE_BYTES} byte",
             )
-        except _HttpStatus as exc:
+        except HttpError as exc:
             problem = Problem(f"HTTP {exc.code}", f"lỗi HTTP {exc.code}")
         except Exception as exc:
             problem = Problem(
-                f"unreachable ({_reason(exc)})", f"không kết nối được ({_reason(exc)})"
+                f"unreachable ({network_reason(exc)})",
+                f"không kết nối được ({network_reason(exc)})",
             )
         else:
             self.log.info(
@@ -223,46 +219,12 @@ class OcspClient:
         response = await self._http.post(
             url,
             data=request,
+            unbuffered=True,
             headers=Headers(
                 {b"Content-Type": [_CONTENT_TYPE], b"Accept": [b"application/ocsp-response"]}
             ),
         )
         if response.code != 200:
-            await _drain(response)
-            raise _HttpStatus(response.code)
-        length = response.length
-        if isinstance(length, int) and length > MAX_RESPONSE_BYTES:
-            raise _TooLarge()
-        chunks: list[bytes] = []
-        size = 0
-
-        def collect(data: bytes) -> None:
-            nonlocal size
-            size += len(data)
-            if size > MAX_RESPONSE_BYTES:
-                raise _TooLarge()
-            chunks.append(data)
-
-        await treq.collect(response, collect)
-        return b"".join(chunks)
-
-
-class _HttpStatus(Exception):
-    def __init__(self, code: int) -> None:
-        super().__init__(code)
-        self.code = code
-
-
-async def _drain(response: object) -> None:
-    # The status is the answer; the body only has to be read off the connection.
-    with contextlib.suppress(Exception):
-        await treq.content(response)  # type: ignore[arg-type]
-
-
-def _reason(exc: BaseException) -> str:
-    reasons: Sequence[object] = getattr(exc, "reasons", ()) or ()
-    if reasons:  # twisted.web's ResponseFailed and friends wrap Failures
-        inner = getattr(reasons[0], "value", reasons[0])
-        return _reason(inner) if isinstance(inner, BaseException) else str(inner)
-    text = str(exc) or type(exc).__name__
-    return text if len(text) <= 160 else text[:157] + "..."
+            await drain(response)
+            raise HttpError(response.code)
+        return await read_body(response, MAX_RESPONSE_BYTES)
