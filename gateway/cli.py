@@ -278,26 +278,21 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
     _conf, conn = open_store(config_path)
     found = views.show(conn, key)
     if found is None:
-        gone = conn.execute(
-            "SELECT message_id, document_id, direction, kind, archived_in, purged_at FROM purged"
-            " WHERE message_id = ?1 OR document_id = ?1 ORDER BY purged_at",
-            (key,),
-        ).fetchall()
-        if gone:
-            # Past its retention: the live store keeps a tombstone naming the archive file.
-            fields = ("message_id", "document_id", "direction", "kind", "archived_in", "purged_at")
-            payload = {"purged": [dict(zip(fields, row, strict=True)) for row in gone]}
+        gone = views.purged(conn, key)
+        if not gone:
+            click.echo(f"no message {key}", err=True)
+            sys.exit(EX_NOINPUT)
+        # Past its retention: the live store keeps only a tombstone naming the archive file.
+        found = {"purged": gone}
 
-            def tombstones(p: dict[str, Any]) -> None:
-                for g in p["purged"]:
-                    click.echo(f"{g['message_id']} purged {g['purged_at']}; in {g['archived_in']}")
-
-            emit(payload, as_json, tombstones)
-            return
-        click.echo(f"no message {key}", err=True)
-        sys.exit(EX_NOINPUT)
+    def tombstones(p: dict[str, Any]) -> None:
+        for g in p["purged"]:
+            click.echo(f"{g['message_id']} purged {g['purged_at']}; in {g['archived_in']}")
 
     def human(m: dict[str, Any]) -> None:
+        if "id" not in m:
+            tombstones(m)
+            return
         click.echo(f"{m['id']} {m['direction']} {m['kind']} {m['state']}  {m['document_id']}")
         click.echo(f"  from {m['sender']} to {', '.join(m['recipients'])}; subject: {m['subject']}")
         table(
@@ -307,6 +302,7 @@ def show(config_path: Path, key: str, as_json: bool) -> None:
         )
         table(m["statuses"], ["organ_id", "code", "description", "reported_at"], "Statuses")
         table(m["events"], ["id", "at", "actor", "action", "subject_type"], "Events")
+        tombstones(m)
 
     emit(found, as_json, human)
 

@@ -145,9 +145,24 @@ def queue(
     return out
 
 
+_TOMBSTONE_FIELDS = ("message_id", "document_id", "direction", "kind", "archived_in", "purged_at")
+
+
+def purged(conn: sqlite3.Connection, key: str) -> list[dict[str, Any]]:
+    """The tombstones a message id or a DocumentId left when purged: which archive file holds it."""
+    rows = conn.execute(
+        f"SELECT {', '.join(_TOMBSTONE_FIELDS)} FROM purged"
+        " WHERE message_id = ?1 OR document_id = ?1 ORDER BY purged_at",
+        (key,),
+    ).fetchall()
+    return [dict(zip(_TOMBSTONE_FIELDS, row, strict=True)) for row in rows]
+
+
 def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
     """One message by id, or by DocumentId the newest envelope of it (a status about it only if
-    there is none): verdict, deliveries, statuses, and every audit event about it."""
+    there is none): verdict, deliveries, statuses, and every audit event about it. `purged` names
+    what of the same key is gone to the archive: an envelope past its retention may leave the
+    statuses about it behind, and an auditor must not take those for the whole document."""
     message = store.get_message(conn, key)
     if message is None:
         # A DocumentId names a document: its envelope (the newest), before any status about it.
@@ -231,6 +246,7 @@ def show(conn: sqlite3.Connection, key: str) -> dict[str, Any] | None:
         }
         for i in axis.axis_items(conn, message_id=message.id)
     ]
+    out["purged"] = purged(conn, key)
     return out
 
 

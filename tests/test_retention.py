@@ -17,7 +17,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.threads import blockingCallFromThread, deferToThread
 from twisted.trial.unittest import TestCase
 
-from gateway import archive, retention
+from gateway import archive, retention, views
 from gateway import store as st
 from gateway.config import ArchiveConfig, RetentionConfig
 from gateway.interfaces import Peer
@@ -175,3 +175,25 @@ class RetentionTests(TestCase):
                     c, msg, receipt_json=None, now=msg.arrived_at, actor="t"
                 )
             )
+
+    async def test_show_of_a_document_names_its_purged_envelope_beside_what_is_left(self) -> None:
+        envelope = await self.settled("61")
+        config = self.config()
+        await self.run_archive(config)
+        # Envelopes that came in go after a year; the 01s we sent about them stay forever.
+        periods = tuple(
+            (k, 365 * DAY if k.startswith("in_") else None) for k, _ in RetentionConfig().periods
+        )
+        config = attrs.evolve(config, retention=RetentionConfig(periods))
+        [(document_id,)] = await self.kit.query(
+            "SELECT document_id FROM messages WHERE id = ?", envelope
+        )
+        self.assertEqual((await self.purge(config, days_later=400)).messages, 1)
+        shown = await self.kit.read(views.show, key=document_id)
+        self.assertEqual((shown["kind"], shown["direction"]), ("status", "out"))
+        self.assertEqual([g["message_id"] for g in shown["purged"]], [envelope])
+        self.assertTrue(shown["purged"][0]["archived_in"].endswith(".zip"))
+        self.assertIsNone(await self.kit.read(views.show, key=envelope))
+        self.assertEqual(
+            [g["kind"] for g in await self.kit.read(views.purged, key=envelope)], ["envelope"]
+        )
