@@ -298,6 +298,33 @@ class Attachment:
 
 
 @attrs.frozen
+class ReceiverChange:
+    """One recipient an update adds (1) or removes (0): `ReceiverList/Receiver`."""
+
+    organ_id: str
+    receiver_type: int = 1
+
+
+@attrs.frozen
+class UpdateInfo:
+    """`BusinessDocumentInfo` of an update (BusinessDocType 2): whether the document's
+    metadata and its recipient list changed, and how."""
+
+    document_info: int = 0
+    document_receiver: int = 0
+    receivers: tuple[ReceiverChange, ...] = ()
+
+
+@attrs.frozen
+class Replacement:
+    """`ReplacementInfo` of a replacement (BusinessDocType 3): the earlier document replaced,
+    and for which organisations."""
+
+    document_id: str
+    organ_ids: tuple[str, ...] = ()
+
+
+@attrs.frozen
 class OutgoingDocument:
     """What SendDocument carries (§5.1): the MessageHeader fields the hub checks, the Business
     block it requires, and the attachments. Dates are `datetime.date`; the trace timestamp an
@@ -327,6 +354,12 @@ class OutgoingDocument:
     paper: int = 0
     staff: StaffInfo = StaffInfo()
     attachments: tuple[Attachment, ...] = ()
+    # The documents this one answers; the document a revoke, update or replacement acts on;
+    # what an update changes; what a replacement replaces.
+    response_for: tuple[ResponseFor, ...] = ()
+    business_document_id: str = ""
+    update_info: UpdateInfo | None = None
+    replacements: tuple[Replacement, ...] = ()
 
 
 @attrs.frozen
@@ -497,6 +530,53 @@ def _staff(staff: StaffInfo, prefix: str) -> str:
     )
 
 
+def _response_for(about: ResponseFor, prefix: str = "edXML:") -> str:
+    return (
+        f"<{prefix}ResponseFor>"
+        + _el("OrganId", about.organ_id, prefix)
+        + _el("Code", about.code, prefix)
+        + _el("PromulgationDate", about.promulgation_date, prefix)
+        + _el("DocumentId", about.document_id, prefix)
+        + f"</{prefix}ResponseFor>"
+    )
+
+
+def _business_changes(doc: OutgoingDocument) -> str:
+    """What an update or a replacement says beyond its type, in the order of the hub vendor's SDK
+    (standards.md, Bussiness); the hub's JAXB reader takes the children by name."""
+    out = ""
+    if doc.update_info is not None:
+        info = doc.update_info
+        receivers = "".join(
+            "<edXML:Receiver>"
+            + _el("ReceiverType", r.receiver_type)
+            + _el("OrganId", r.organ_id)
+            + "</edXML:Receiver>"
+            for r in info.receivers
+        )
+        out += (
+            "<edXML:BusinessDocumentInfo>"
+            + _el("DocumentInfo", info.document_info)
+            + _el("DocumentReceiver", info.document_receiver)
+            + (f"<edXML:ReceiverList>{receivers}</edXML:ReceiverList>" if receivers else "")
+            + "</edXML:BusinessDocumentInfo>"
+        )
+    if doc.replacements:
+        out += (
+            "<edXML:ReplacementInfoList>"
+            + "".join(
+                "<edXML:ReplacementInfo>"
+                + _el("DocumentId", r.document_id)
+                + "<edXML:OrganIdList>"
+                + "".join(_el("OrganId", o) for o in r.organ_ids)
+                + "</edXML:OrganIdList></edXML:ReplacementInfo>"
+                for r in doc.replacements
+            )
+            + "</edXML:ReplacementInfoList>"
+        )
+    return out
+
+
 def send_document(
     doc: OutgoingDocument, organ_id: str, token: str, *, boundary: str | None = None
 ) -> Request:
@@ -539,13 +619,16 @@ def send_document(
         + _el("PageAmount", 1)
         + "<edXML:Appendixes/></edXML:OtherInfo>"
         + _el("SteeringType", doc.steering_type)
+        + "".join(_response_for(r) for r in doc.response_for)
         + "</edXML:MessageHeader><edXML:TraceHeaderList><edXML:TraceHeader>"
         + _el("OrganId", doc.from_.organ_id)
         + _el("Timestamp", format_time(doc.timestamp))
         + "</edXML:TraceHeader><edXML:Business>"
+        + (_el("DocumentId", doc.business_document_id) if doc.business_document_id else "")
         + _el("BusinessDocType", doc.business_doc_type)
         + _el("BusinessDocReason", doc.business_doc_reason)
         + _el("Paper", doc.paper)
+        + _business_changes(doc)
         + f"<edXML:StaffInfo>{_staff(doc.staff, 'edXML:')}</edXML:StaffInfo>"
         + "</edXML:Business></edXML:TraceHeaderList>"
         + _signature(organ_id, token)
@@ -632,12 +715,9 @@ def update_traces(
         + _el("Telephone", org.telephone, "")
         + _el("Fax", org.fax, "")
         + _el("Website", org.website, "")
-        + "</From><ResponseFor>"
-        + _el("OrganId", response_for.organ_id, "")
-        + _el("Code", response_for.code, "")
-        + _el("PromulgationDate", response_for.promulgation_date, "")
-        + _el("DocumentId", response_for.document_id, "")
-        + f"</ResponseFor><StaffInfo>{_staff(staff, '')}</StaffInfo>"
+        + "</From>"
+        + _response_for(response_for, "")
+        + f"<StaffInfo>{_staff(staff, '')}</StaffInfo>"
         + _el("StatusCode", hub_code(status), "")
         + _el("Description", description, "")
         + _el("Timestamp", format_time(timestamp), "")

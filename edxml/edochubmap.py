@@ -160,6 +160,36 @@ def outgoing_document(
         paper=1 if business.paper else 0,
         staff=_staff(business.staff_info),
         attachments=tuple(files),
+        response_for=tuple(
+            edochub.ResponseFor(
+                organ_id=r.organ_id,
+                code=r.code,
+                promulgation_date=_hub_date(r.promulgation_date),
+                document_id=r.document_id,
+            )
+            for r in h.response_for
+        ),
+        business_document_id=business.document_id,
+        update_info=_update_info(business.document_info),
+        replacements=tuple(
+            edochub.Replacement(r.document_id, r.organ_ids) for r in business.replacements
+        ),
+    )
+
+
+def _hub_date(day: dt.date | None) -> str:
+    return day.strftime("%Y/%m/%d") if day else ""
+
+
+def _update_info(info: model.BusinessDocumentInfo | None) -> edochub.UpdateInfo | None:
+    if info is None:
+        return None
+    return edochub.UpdateInfo(
+        document_info=int(info.document_info),
+        document_receiver=int(info.document_receiver),
+        receivers=tuple(
+            edochub.ReceiverChange(r.organ_id, int(r.receiver_type)) for r in info.receivers
+        ),
     )
 
 
@@ -186,7 +216,7 @@ def hub_trace(packet: model.StatusPacket, *, recipient: str) -> dict[str, Any]:
             # The hub files a 13 under its ResponseFor organisation: the recipient (§5.5).
             organ_id=recipient if recall else about.organ_id,
             code=about.code,
-            promulgation_date=day.strftime("%Y/%m/%d") if day else "",
+            promulgation_date=_hub_date(day),
             document_id=about.document_id,
         ),
         "status": packet.status_code,

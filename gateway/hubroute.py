@@ -20,8 +20,8 @@ The pull loop (`HubPuller`), every `pull_interval`:
   write is uncovered; the first round after a start closes it by asking the hub to replay the
   last `REPLAY` seconds of traces (GetTraces with TimeStamp), the known ones skipped by key.
 
-A trace the hub writes as 999 (its forward to the national axis failed) is kept as such, logged
-and counted; it is not a status of ours.
+A trace the hub writes as 999 (its forward to the national axis failed) is not a status: it
+turns our delivery to that organisation on this route from sent to failed, kept and logged.
 """
 
 from __future__ import annotations
@@ -70,7 +70,7 @@ from gateway.pulling import (
     settled,
 )
 from gateway.soap import FaultCode, GatewayFault
-from gateway.store import Store, append_audit
+from gateway.store import Store, append_audit, mark_delivery_undelivered
 from gateway.transports import UploadOnce
 
 __all__ = ["HubPuller", "HubTransport", "hub_client", "hub_directory_sync", "probe"]
@@ -355,6 +355,58 @@ class HubPuller(PullLoop):
         await self._store.write(lambda c: acked(c, self._name, str(hub_id), "confirmed", now))
         return True
 
+    async def _forward_failed(self, item: AxisItem, trace: edochub.Trace) -> None:
+        """999: the hub took our document but could not pass it to the national axis for the
+        trace's organisation. Our delivery to it on this route, sent, becomes failed, so the
+        office system (GetSendStatus), `gateway failures` and `gateway show` all see it."""
+        route, now, rf = self._name, now_of(self._clock), trace.response_for
+        recipient = trace.from_.organ_id
+        error = (
+            f"the hub could not forward it to the national axis (999"
+            f"{': ' + trace.description if trace.description else ''})"
+        )
+
+        def job(conn: Any) -> tuple[str | None, bool]:
+            row = conn.execute(
+                "SELECT d.id, m.id FROM deliveries d JOIN messages m ON m.id = d.message_id"
+                " WHERE m.direction = 'out' AND m.kind = 'envelope' AND m.document_id = ?"
+                " AND m.sender = ? AND d.recipient = ? AND d.route = ? ORDER BY d.id DESC LIMIT 1",
+                (rf.document_id, rf.organ_id, recipient, route),
+            ).fetchone()
+            message_id, changed = None, False
+            if row is not None:
+                message_id = row[1]
+                changed = mark_delivery_undelivered(
+                    conn, row[0], now=now, error=error, actor=f"hub:{route}"
+                )
+            settled(
+                conn,
+                route,
+                item.axis_id,
+                outcome="send-failed",
+                message_id=message_id,
+                detail=item.detail,
+                now=now,
+            )
+            return message_id, changed
+
+        message_id, changed = await self._store.write(job)
+        self.log.warn(
+            "{route}: the hub could not forward {document_id} to {recipient} through the national"
+            " axis (999): {what}",
+            route=route,
+            document_id=rf.document_id,
+            recipient=recipient,
+            message_id=message_id,
+            what="delivery marked failed"
+            if changed
+            else (
+                "the delivery was not sent, left as it is"
+                if message_id
+                else "not a document of ours"
+            ),
+        )
+
     # --- statuses ---
 
     async def _traces(self, tally: Tally) -> bool:
@@ -407,19 +459,18 @@ class HubPuller(PullLoop):
         packet = edochubmap.status_packet(trace)
         if packet is None:
             tally.add("ignored")
-            failed = trace.kind is TraceStatus.SEND_FAILED
-            outcome = "send-failed" if failed else "ignored"
+            if trace.kind is TraceStatus.SEND_FAILED:
+                await self._forward_failed(item, trace)
+                return True
             self.log.warn(
-                "{route}: trace {code} about {document_id} from {sender}: {what}",
+                "{route}: trace {code} about {document_id} from {sender}: not a status code of"
+                " QCVN 102 (or no readable time): kept, not applied",
                 route=self._name,
                 code=trace.code,
                 document_id=trace.response_for.document_id,
                 sender=trace.from_.organ_id,
-                what="the hub could not forward it to the national axis"
-                if failed
-                else "not a status code of QCVN 102 (or no readable time): kept, not applied",
             )
-            await self._settle(item.axis_id, outcome, None, item.detail)
+            await self._settle(item.axis_id, "ignored", None, item.detail)
             return True
         try:
             receipt = await self._inbound.accept(writer.write(packet), self._peer, None)

@@ -1424,6 +1424,35 @@ def mark_delivery_failed(
     )
 
 
+def mark_delivery_undelivered(
+    conn: sqlite3.Connection,
+    delivery_id: int,
+    *,
+    now: dt.datetime,
+    error: str,
+    actor: str,
+) -> bool:
+    """The next hop took it and later said it could not pass it on: `sent → failed` (an admin
+    may requeue). False if the delivery is not `sent` (already failed, requeued, cancelled)."""
+    cursor = conn.execute(
+        "UPDATE deliveries SET state = 'failed', last_error = ?, updated_at = ?"
+        " WHERE id = ? AND state = 'sent'",
+        (error, utc_text(now), delivery_id),
+    )
+    if cursor.rowcount != 1:
+        return False
+    append_audit(
+        conn,
+        at=now,
+        actor=actor,
+        action="undelivered",
+        subject_type="delivery",
+        subject_id=str(delivery_id),
+        detail={"error": error},
+    )
+    return True
+
+
 # ---------------------------------------------------------------------------------------------
 # Business statuses
 

@@ -181,6 +181,71 @@ class RequestTests(SynchronousTestCase):
         self.assertEqual(part.body, doc.attachments[0].data)
         self.assertEqual(part.content_type, "application/pdf")
 
+    def test_replies_updates_and_replacements_say_what_they_act_on(self) -> None:
+        earlier = f"{ME},2024/05/01,100/UBND-VP"
+        doc = document(
+            response_for=(ResponseFor(OTHER, "7/SYT", "2024/05/02", f"{OTHER},2024/05/02,7/SYT"),),
+            business_doc_type=3,
+            business_document_id=earlier,
+            update_info=edochub.UpdateInfo(1, 1, (edochub.ReceiverChange(OTHER, 0),)),
+            replacements=(edochub.Replacement(earlier, (OTHER, ME)),),
+        )
+        root = root_of(edochub.send_document(doc, ME, TOKEN))
+        mh = root.find(f"{S}Header/{E}MessageHeader")
+        assert mh is not None
+        self.assertEqual(mh[-1].tag, E + "ResponseFor")  # after SteeringType
+        self.assertEqual(
+            [(c.tag.removeprefix(E), c.text) for c in mh[-1]],
+            [
+                ("OrganId", OTHER),
+                ("Code", "7/SYT"),
+                ("PromulgationDate", "2024/05/02"),
+                ("DocumentId", f"{OTHER},2024/05/02,7/SYT"),
+            ],
+        )
+        business = root.find(f"{S}Header/{E}TraceHeaderList/{E}Business")
+        assert business is not None
+        for child in business.iter():
+            self.assertEqual(etree.QName(child).namespace, EDOC_NS, child.tag)
+        self.assertEqual(
+            [c.tag.removeprefix(E) for c in business],
+            [
+                "DocumentId",
+                "BusinessDocType",
+                "BusinessDocReason",
+                "Paper",
+                "BusinessDocumentInfo",
+                "ReplacementInfoList",
+                "StaffInfo",
+            ],
+        )
+        self.assertEqual(business.findtext(E + "DocumentId"), earlier)
+        info = business.find(E + "BusinessDocumentInfo")
+        assert info is not None
+        self.assertEqual(
+            (info.findtext(E + "DocumentInfo"), info.findtext(E + "DocumentReceiver")), ("1", "1")
+        )
+        receiver = info.find(f"{E}ReceiverList/{E}Receiver")
+        assert receiver is not None
+        self.assertEqual(
+            (receiver.findtext(E + "ReceiverType"), receiver.findtext(E + "OrganId")), ("0", OTHER)
+        )
+        replaced = business.find(f"{E}ReplacementInfoList/{E}ReplacementInfo")
+        assert replaced is not None
+        self.assertEqual(replaced.findtext(E + "DocumentId"), earlier)
+        self.assertEqual(
+            [o.text for o in replaced.iterfind(f"{E}OrganIdList/{E}OrganId")], [OTHER, ME]
+        )
+        # A new document says none of it.
+        plain = root_of(edochub.send_document(document(), ME, TOKEN))
+        plain_business = plain.find(f"{S}Header/{E}TraceHeaderList/{E}Business")
+        assert plain_business is not None
+        self.assertEqual(
+            [c.tag.removeprefix(E) for c in plain_business],
+            ["BusinessDocType", "BusinessDocReason", "Paper", "StaffInfo"],
+        )
+        self.assertIsNone(plain.find(f"{S}Header/{E}MessageHeader/{E}ResponseFor"))
+
     def test_request_repr_hides_the_token(self) -> None:
         for request in (
             edochub.send_document(document(), ME, TOKEN),

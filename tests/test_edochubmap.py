@@ -14,7 +14,7 @@ from hypothesis import strategies as hs
 from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import edochub, edochubmap, model, reader, writer
-from edxml.codes import StatusCode
+from edxml.codes import BusinessDocType, ReceiverType, StatusCode
 
 SAMPLE = Path(__file__).resolve().parent / "fixtures" / "sample_envelope.edxml"
 G22, G09, H23 = "000.00.00.G22", "000.00.00.G09", "000.00.00.H23"
@@ -89,6 +89,47 @@ class OutgoingTests(SynchronousTestCase):
                 edochubmap.outgoing_document(envelope, data, recipients=to, now=NOW)
             self.assertIn(what, caught.exception.message_en)
             self.assertTrue(caught.exception.message_vi)
+
+    def test_what_a_reply_update_or_replacement_acts_on_reaches_the_hub(self) -> None:
+        data, doc = _sample()
+        earlier = f"{H23},2025/02/01,100/UBND-VP"
+        doc = attrs.evolve(
+            doc,
+            header=attrs.evolve(
+                doc.header,
+                response_for=(
+                    model.ResponseFor(
+                        G22, "7/VPCP", dt.date(2025, 3, 1), f"{G22},2025/03/01,7/VPCP"
+                    ),
+                ),
+            ),
+            trace=attrs.evolve(
+                doc.trace,
+                business=attrs.evolve(
+                    doc.trace.business,
+                    doc_type=BusinessDocType.REPLACE,
+                    document_id=earlier,
+                    document_info=model.BusinessDocumentInfo(
+                        document_info=True,
+                        document_receiver=False,
+                        receivers=(model.Receiver(G09, ReceiverType.REMOVED),),
+                    ),
+                    replacements=(model.ReplacementInfo(earlier, (G22, G09)),),
+                ),
+            ),
+        )
+        out = edochubmap.outgoing_document(doc, data, recipients=[G22], now=NOW)
+        self.assertEqual(
+            out.response_for,
+            (edochub.ResponseFor(G22, "7/VPCP", "2025/03/01", f"{G22},2025/03/01,7/VPCP"),),
+        )
+        self.assertEqual((out.business_doc_type, out.business_document_id), (3, earlier))
+        self.assertEqual(
+            out.update_info, edochub.UpdateInfo(1, 0, (edochub.ReceiverChange(G09, 0),))
+        )
+        self.assertEqual(out.replacements, (edochub.Replacement(earlier, (G22, G09)),))
+        plain = edochubmap.outgoing_document(_sample()[1], data, recipients=[G22], now=NOW)
+        self.assertEqual((plain.update_info, plain.replacements), (None, ()))
 
     def test_a_received_document_gives_back_the_envelope_part(self) -> None:
         data, doc = _sample()

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import attrs
+from lxml import etree
 
 import treq
 from twisted.internet import reactor
@@ -30,6 +31,7 @@ from twisted.web.test.requesthelper import DummyRequest
 from edxml import edochub
 from edxml.codes import StatusCode
 from edxml.edochub import (
+    EDOC_NS,
     Attachment,
     ErrorKind,
     Organization,
@@ -154,6 +156,25 @@ class FlowTests(HubTestCase):
             await self.status(b, "999/NONE", StatusCode.ACCEPTED)
         self.assertEqual(caught.exception.code, "M.UpdateStatusDoc")
         self.assertIs(caught.exception.kind, ErrorKind.NOT_FOUND)
+
+    async def test_a_replacement_is_no_duplicate_and_reaches_the_recipient_whole(self) -> None:
+        a, b = self.client(A), self.client(B)
+        first = await a.send_document(document())
+        earlier = f"{A},2024/05/10,123/UBND-VP"
+        second = await a.send_document(
+            document(
+                business_doc_type=3,
+                business_document_id=earlier,
+                replacements=(edochub.Replacement(earlier, (B,)),),
+            )
+        )  # the same DocumentId: only a new document (type 0) is checked for duplicates
+        self.assertEqual(await b.pending(), (first, second))
+        got = await b.get_document(second)
+        self.assertEqual(got.business_doc_type, 3)
+        traces = etree.fromstring(got.trace_header_list)
+        self.assertEqual(
+            traces.findtext(f".//{{{EDOC_NS}}}ReplacementInfo/{{{EDOC_NS}}}DocumentId"), earlier
+        )
 
     async def test_refusals(self) -> None:
         a, b, c = self.client(A), self.client(B), self.client(C)

@@ -420,25 +420,51 @@ class HubRouteTests(TestCase):
         self.assertEqual(result.accepted, 1)
         self.assertEqual(await self.statuses_of(message_id), [("03", REMOTE_G22)])
 
-    async def test_the_hubs_999_is_kept_as_a_failed_forward(self) -> None:
-        message_id, document_id = await self._sent_to_g22()
-        [hub_id] = self.sim.documents
-        self.sim._add_trace(
-            hub_id,
-            edochub.Trace(
-                from_=edochub.Organization(REMOTE_G22),
-                response_for=edochub.ResponseFor(HOSTED_H23, "123/UBND-VP", "", document_id),
-                staff=edochub.StaffInfo(),
-                code=999,
-                description="Gui VPCP that bai",
-                timestamp=edochub.format_time(dt.datetime.now(dt.UTC)),
-            ),
+    def _999(self, document_id: str, sender: str = HOSTED_H23) -> edochub.Trace:
+        return edochub.Trace(
+            from_=edochub.Organization(REMOTE_G22),
+            response_for=edochub.ResponseFor(sender, "123/UBND-VP", "", document_id),
+            staff=edochub.StaffInfo(),
+            code=999,
+            description="Gui VPCP that bai",
+            timestamp=edochub.format_time(dt.datetime.now(dt.UTC)),
         )
+
+    async def test_the_hubs_999_fails_our_delivery_and_is_no_status(self) -> None:
+        message_id, document_id = await self._sent_to_g22()
+        # The kit routes G22 elsewhere; here it went on this hub.
+        await self.kit.store.write(
+            lambda c: c.execute(
+                "UPDATE deliveries SET route = 'hub' WHERE message_id = ?", (message_id,)
+            )
+        )
+        [hub_id] = self.sim.documents
+        self.sim._add_trace(hub_id, self._999(document_id))
+        self.sim._add_trace(hub_id, self._999("000.00.00.H23,2025/01/01,1/X"))  # not ours
         result = await self.puller().pull_once()
-        self.assertEqual(result.ignored, 1)
-        [item] = await self.items("status")
-        self.assertEqual(item.outcome, "send-failed")
+        self.assertEqual(result.ignored, 2)
+        items = {i.axis_id: i for i in await self.items("status")}
+        self.assertEqual({i.outcome for i in items.values()}, {"send-failed"})
+        self.assertEqual(sorted(i.message_id or "" for i in items.values()), ["", message_id])
         self.assertEqual(await self.statuses_of(message_id), [])
+        [(state, error)] = await self.kit.query(
+            "SELECT state, last_error FROM deliveries WHERE message_id = ?", message_id
+        )
+        self.assertEqual(state, "failed")
+        self.assertIn("999: Gui VPCP that bai", error)
+        [(actor, subject)] = await self.kit.query(
+            "SELECT actor, subject_type FROM audit WHERE action = 'undelivered'"
+        )
+        self.assertEqual((actor, subject), ("hub:hub", "delivery"))
+        shown = await self.kit.read(views.show, key=message_id)
+        self.assertEqual([i["outcome"] for i in shown["axis_items"]], ["send-failed"])
+        self.assertEqual([e["action"] for e in shown["events"]][-1], "undelivered")
+        # Replayed after a restart: the same trace changes nothing again.
+        again = await self.puller().pull_once()
+        self.assertEqual(again.ignored, 0)
+        self.assertEqual(
+            len(await self.kit.query("SELECT id FROM audit WHERE action = 'undelivered'")), 1
+        )
 
     async def test_our_01_is_never_posted_our_03_is(self) -> None:
         data = await self.send_from_the_other_side()
