@@ -739,8 +739,11 @@ class HubSimulator(SimulatorHost):
             d for d in self.documents.values() if d.from_organ == sender and d.doc_code == rf.code
         ]
         if len(found) > 1:
-            found = [d for d in found if "#".join(d.to_organs) == recipient]
-        if len(found) != 1:
+            # The first whose recipient string is exactly the tie-break organisation (§5.5,
+            # INFERRED: the DAO loops and takes the first match). Several can match: a revoke
+            # (BusinessDocType 1) is a new document with the original's docCode.
+            found = [d for d in found if "#".join(d.to_organs) == recipient][:1]
+        if not found:
             raise _Refuse("M.UpdateStatusDoc", f"Not found document with code {rf.code}")
         return found[0]
 

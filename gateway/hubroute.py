@@ -472,6 +472,17 @@ class HubPuller(PullLoop):
             )
             await self._settle(item.axis_id, "ignored", None, item.detail)
             return True
+        if packet.status_code is StatusCode.ARRIVED:
+            earlier = await self._store.read(
+                lambda c: _arrival_of(c, packet.from_.organ_id, packet.response_for.document_id)
+            )
+            if earlier is not None:
+                # The hub writes a 01 at every ConfirmReceived, of every hub document: a
+                # confirmation repeated, or a revoke (a new hub document with the same
+                # DocumentId). Arrival happens once; the first one stands.
+                tally.add("duplicates")
+                await self._settle(item.axis_id, "duplicate", earlier, None)
+                return True
         try:
             receipt = await self._inbound.accept(writer.write(packet), self._peer, None)
         except GatewayFault as fault:
@@ -487,6 +498,16 @@ class HubPuller(PullLoop):
         outcome = "duplicate" if receipt.duplicate else "accepted"
         await self._settle(item.axis_id, outcome, receipt.message_id, None)
         return True
+
+
+def _arrival_of(conn: Any, organ_id: str, document_id: str) -> str | None:
+    """The 01 already received from `organ_id` about the document, if any."""
+    row = conn.execute(
+        "SELECT id FROM messages WHERE direction = 'in' AND kind = 'status'"
+        " AND business_type = '01' AND sender = ? AND document_id = ? ORDER BY created_at LIMIT 1",
+        (organ_id, document_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
 
 
 def hub_directory_sync(

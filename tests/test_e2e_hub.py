@@ -371,6 +371,70 @@ class HubEndToEnd(_PullLoopCrash):
         )
         self.assertGreaterEqual(attempts, 3)
 
+    def test_7_recall_before_and_after_pickup(self) -> None:
+        """R14 across the hub: A's recall goes as a signed revoke (BusinessDocType 1, a hub
+        document of its own), B's 15 or 16 comes back as a trace. Not yet picked up at B:
+        withdrawn there, 15 at once. Picked up: B's office sees the revoke and answers 16. The
+        hub's 01 for each revoke is no new arrival at A."""
+        office_a, office_b = self.client(self.world.a), self.client(self.world.b)
+        early = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "807")).MessageId
+        late = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "808")).MessageId
+        self.assertEqual(self.history_at_a(office_a, early, 1), ["01"])
+        self.assertEqual(self.history_at_a(office_a, late, 1), ["01"])
+        picked = self.arrival_at_b(office_b, "808")
+        self.assertEqual(office_b.service.MarkReceived(MessageId=[picked.MessageId]), 1)
+
+        office_a.service.RecallDocument(DocumentId=document_id(H23, "807"), Reason="Gửi nhầm")
+        self.assertEqual(self.history_at_a(office_a, early, 2), ["01", "15"])
+        self.assertEqual(self.in_b_inbox(office_b, "807"), [])
+        self.assertEqual(
+            rows(
+                self.world.b,
+                "SELECT business_type, state FROM messages WHERE direction = 'in'"
+                " AND kind = 'envelope' AND document_id = ? ORDER BY business_type",
+                document_id(H23, "807"),
+            ),
+            [("0", "withdrawn"), ("1", "received")],
+        )
+
+        office_a.service.RecallDocument(DocumentId=document_id(H23, "808"), Reason="Sai số")
+        revoke = poll(
+            "the revoke in B's inbox",
+            lambda: [
+                d
+                for d in office_b.service.ReceiveDocuments(OrganId=H40, Max=50)
+                if d.Kind == "revoke" and d.DocumentId == document_id(H23, "808")
+            ],
+            timeout=TIMEOUT,
+        )[0]
+        self.assertEqual(revoke.From, H23)
+        office_b.service.AnswerRecall(
+            DocumentId=document_id(H23, "808"), OrganId=H40, Agree=False, Reason="Đã xử lý"
+        )
+        self.assertEqual(self.history_at_a(office_a, late, 2), ["01", "16"])
+        # On the hub the revokes are documents of their own (BusinessDocType 1, the original's
+        # DocumentId); each confirmation made a 01 (the revokes' were not taken for new
+        # arrivals at A), each answer a trace from B to A; A read them all.
+        state = self.world.sim.state()
+        ours = {document_id(H23, n) for n in ("807", "808")}
+        documents = [d for d in state["documents"] if d["document_id"] in ours]
+        self.assertEqual(len(documents), 4)
+        hub_ids = {d["hub_id"] for d in documents}
+        traces = sorted(
+            (t["from"], t["to"], t["code"]) for t in state["traces"] if t["hub_id"] in hub_ids
+        )
+        self.assertEqual(traces, sorted([(H40, H23, 1)] * 4 + [(H40, H23, 15), (H40, H23, 16)]))
+        self.assertEqual([t for t in state["traces"] if t["enable"] and t["hub_id"] in hub_ids], [])
+        duplicates = rows(
+            self.world.a,
+            "SELECT count(*) FROM axis_items WHERE route = ? AND outcome = 'duplicate'"
+            " AND message_type = 'status'",
+            ROUTE,
+        )
+        self.assertEqual(duplicates, [(2,)])
+        self.assertAuditIntact(self.world.a, self.world.b)
+        self.assertNoTokenLeak()
+
     def test_6_confirmations_lost(self) -> None:
         hits = self._with_fault("806", lost_confirms=2)
         self.assertEqual(hits, {"lost_confirms": 2})
