@@ -175,6 +175,9 @@ class FlowTests(HubTestCase):
         self.assertEqual(
             traces.findtext(f".//{{{EDOC_NS}}}ReplacementInfo/{{{EDOC_NS}}}DocumentId"), earlier
         )
+        # Two documents from A with one docCode, both to B: a status is filed under the first.
+        self.assertTrue(await self.status(b, "123/UBND-VP", StatusCode.ACCEPTED))
+        self.assertEqual([t.hub_id for t in self.sim.traces if t.trace.code == 3], [first])
 
     async def test_refusals(self) -> None:
         a, b, c = self.client(A), self.client(B), self.client(C)

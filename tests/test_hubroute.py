@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 from nodekit import HOSTED_H23, REMOTE_G09, REMOTE_G22, NodeKit
 from zope.interface import implementer
 
@@ -386,6 +387,22 @@ class HubRouteTests(TestCase):
         return await self.kit.query(
             "SELECT code, organ_id FROM statuses WHERE message_id = ? ORDER BY code", message_id
         )
+
+    async def test_the_hubs_repeated_01_is_no_second_arrival(self) -> None:
+        message_id, _ = await self._sent_to_g22()
+        [hub_id] = self.sim.documents
+        await self.theirs.confirm_received(hub_id)
+        # Confirmed again a minute later (safe to repeat): the hub writes another 01.
+        first = self.sim.traces[0].trace
+        later = edochub.parse_time(first.timestamp) + dt.timedelta(minutes=1)
+        self.sim._add_trace(hub_id, attrs.evolve(first, timestamp=edochub.format_time(later)))
+        result = await self.puller().pull_once()
+        self.assertEqual((result.accepted, result.duplicates), (1, 1))
+        self.assertEqual(await self.statuses_of(message_id), [("01", REMOTE_G22)])
+        items = await self.items("status")
+        self.assertEqual(sorted(i.outcome for i in items), ["accepted", "duplicate"])
+        [status_message] = {i.message_id for i in items}
+        self.assertIsNotNone(status_message)
 
     async def test_their_statuses_are_recorded_once_even_when_replayed(self) -> None:
         message_id, document_id = await self._sent_to_g22()
