@@ -40,6 +40,7 @@ from lxml import etree
 from edxml import xmlsafe
 from edxml.codes import StatusCode
 from edxml.errors import XMLRefused
+from edxml.model import VN_TZ
 from edxml.xmlsafe import Limits
 
 __all__ = [
@@ -68,7 +69,7 @@ __all__ = [
 SOAP_NS: Final = "http://schemas.xmlsoap.org/soap/envelope/"
 EDOC_NS: Final = "http://www.e-doc.vn/Schema/"
 XLINK_NS: Final = "http://www.w3.org/1999/xlink"
-VIETNAM: Final = dt.timezone(dt.timedelta(hours=7), "ICT")
+VIETNAM: Final = VN_TZ
 ACTIONS: Final = (
     "SendDocument",
     "GetPendingDocumentIds",

@@ -35,7 +35,9 @@ from typing import Any, Final
 
 import attrs
 
-VIETNAM: Final = dt.timezone(dt.timedelta(hours=7), "ICT")
+from edxml.model import VN_TZ
+
+VIETNAM: Final = VN_TZ
 PREFIX: Final = "XroadVnpt-"
 USER_AGENT: Final = "JAVASDKAgent/1.0.0 XRoad/VPCP"
 VERSION: Final = "3.0.201608"

@@ -159,21 +159,12 @@ def run(config_path: Path) -> None:
     Logs go to stderr: text on a terminal, one JSON object per line otherwise."""
     conf = load_config(config_path)
     from twisted.internet import defer, reactor
-    from twisted.logger import (
-        globalLogBeginner,
-        jsonFileLogObserver,
-        textFileLogObserver,
-    )
+    from twisted.logger import globalLogBeginner
 
-    from gateway.logs import bridge_stdlib
+    from gateway.logs import bridge_stdlib, stderr_observer
     from gateway.service import Node
 
-    observer = (
-        textFileLogObserver(sys.stderr)
-        if sys.stderr.isatty()
-        else jsonFileLogObserver(sys.stderr, recordSeparator="")
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    globalLogBeginner.beginLoggingTo([stderr_observer(sys.stderr)], redirectStandardIO=False)
     bridge_stdlib()
     for warning in conf.warnings:
         click.echo(f"warning: {warning}", err=True)

@@ -121,14 +121,11 @@ def entry_secret(
 
 def log_to_stderr(warnings: list[str]) -> None:
     """A simulator's log: one line per request on stderr (text on a terminal, else JSON)."""
-    from twisted.logger import globalLogBeginner, jsonFileLogObserver, textFileLogObserver
+    from twisted.logger import globalLogBeginner
 
-    observer = (
-        textFileLogObserver(sys.stderr)
-        if sys.stderr.isatty()
-        else jsonFileLogObserver(sys.stderr, recordSeparator="")
-    )
-    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    from gateway.logs import stderr_observer
+
+    globalLogBeginner.beginLoggingTo([stderr_observer(sys.stderr)], redirectStandardIO=False)
     for warning in warnings:
         click.echo(f"warning: {warning}", err=True)
 

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from edxml import organid
+from edxml.model import VN_TZ
 from edxml.signature import WeakPolicy
 from edxml.xmlsafe import Limits
 
@@ -342,7 +343,7 @@ class TrustConfig:
         return tuple(dict.fromkeys(files))
 
 
-VIETNAM: Final = dt.timezone(dt.timedelta(hours=7))
+VIETNAM: Final = VN_TZ
 
 
 class PublicHolidays(enum.Enum):

@@ -1,4 +1,8 @@
-"""Where the libraries' stdlib `logging` goes (floor 1): into twisted.logger, one event per record.
+"""Where the daemon's events are written, and where the libraries' stdlib `logging` goes.
+
+`stderr_observer()`: text on a terminal, one JSON object per line otherwise, each event's time
+also as ISO 8601 in Vietnam time (`time`, beside twisted's epoch `log_time`): what agency IT
+reads and what a log shipper indexes carry the same clock as every other edge of the node.
 
 The daemon logs with twisted.logger (NDJSON on stderr when not on a terminal). Libraries log with
 the stdlib; unhandled, Python's last-resort handler would print their warnings as bare text
@@ -11,10 +15,20 @@ those is already a finding of the verdict (edxml.pdfsig), so its loggers are kep
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
-from typing import Final
+from typing import IO, Any, Final, cast
 
-from twisted.logger import Logger, LogLevel
+from twisted.logger import (
+    FileLogObserver,
+    ILogObserver,
+    Logger,
+    LogLevel,
+    formatEventAsClassicLogText,
+    jsonFileLogObserver,
+)
+
+from edxml.model import VN_TZ
 
 _QUIET: Final = ("pyhanko", "pyhanko_certvalidator")
 _LEVELS: Final = {
@@ -52,3 +66,24 @@ def bridge_stdlib(level: int = logging.WARNING) -> None:
     if not any(isinstance(h, _ToTwisted) for h in root.handlers):
         root.addHandler(_ToTwisted())
     root.setLevel(level)
+
+
+def local_time(when: float | None) -> str:
+    """An event's `log_time` as ISO 8601 with +07:00, to the millisecond."""
+    if when is None:
+        return "-"
+    return dt.datetime.fromtimestamp(when, VN_TZ).isoformat(timespec="milliseconds")
+
+
+def stderr_observer(out: IO[str]) -> ILogObserver:
+    """The daemon's and the simulators' log: text on a terminal, else NDJSON with `time`."""
+    if out.isatty():
+        return FileLogObserver(
+            out, lambda event: formatEventAsClassicLogText(event, formatTime=local_time)
+        )
+    json_lines = jsonFileLogObserver(out, recordSeparator="")
+
+    def observe(event: dict[str, Any]) -> None:
+        json_lines({**event, "time": local_time(event.get("log_time"))})
+
+    return cast(ILogObserver, observe)

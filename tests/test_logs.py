@@ -3,13 +3,16 @@ traceback; pyHanko's per-signature warnings (already findings of the verdict) do
 
 from __future__ import annotations
 
+import datetime as dt
+import io
+import json
 import logging
 from typing import Any
 
 from twisted.logger import LogLevel, globalLogPublisher
 from twisted.trial.unittest import SynchronousTestCase
 
-from gateway.logs import bridge_stdlib
+from gateway.logs import bridge_stdlib, local_time, stderr_observer
 
 
 class BridgeTests(SynchronousTestCase):
@@ -54,3 +57,45 @@ class BridgeTests(SynchronousTestCase):
         bridge_stdlib()
         logging.getLogger("somelib").error("once")
         self.assertEqual(len(self.ours()), 1)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class ObserverTests(SynchronousTestCase):
+    # 2026-12-04 01:02:03.456 UTC is 08:02:03.456 in Vietnam.
+    WHEN = dt.datetime(2026, 12, 4, 1, 2, 3, 456000, tzinfo=dt.UTC).timestamp()
+
+    def event(self) -> dict[str, Any]:
+        return {
+            "log_time": self.WHEN,
+            "log_format": "delivery {delivery_id} sent",
+            "delivery_id": 7,
+            "log_level": LogLevel.info,
+            "log_namespace": "gateway.dispatch",
+        }
+
+    def test_json_lines_carry_vietnam_time_beside_the_epoch(self) -> None:
+        out = io.StringIO()
+        event = self.event()
+        stderr_observer(out)(event)
+        [line] = out.getvalue().splitlines()
+        record = json.loads(line)
+        self.assertEqual(record["time"], "2026-12-04T08:02:03.456+07:00")
+        self.assertEqual(record["log_time"], self.WHEN)
+        self.assertEqual(record["delivery_id"], 7)
+        self.assertNotIn("time", event)  # the event other observers see is left as it was
+
+    def test_terminal_text_starts_with_vietnam_time(self) -> None:
+        out = _Terminal()
+        stderr_observer(out)(self.event())
+        self.assertTrue(
+            out.getvalue().startswith("2026-12-04T08:02:03.456+07:00 [gateway.dispatch"),
+            out.getvalue(),
+        )
+        self.assertIn("delivery 7 sent", out.getvalue())
+
+    def test_an_event_without_a_time(self) -> None:
+        self.assertEqual(local_time(None), "-")
