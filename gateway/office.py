@@ -665,6 +665,13 @@ class OfficeResource(Resource):
         agree = _required(element, "Agree") in {"true", "1"}
         code = StatusCode.RECALL_AGREED if agree else StatusCode.RECALL_REFUSED
         document_id = _required(element, "DocumentId")
+        asked = await self._store.read(lambda c: store.recall_received(c, organ_id, document_id))
+        if not asked:
+            # A 15 or 16 nobody asked for would tell the sender of a recall it never made.
+            raise _not_found(
+                f"recall of {document_id} addressed to {organ_id}",
+                f"yêu cầu thu hồi văn bản {document_id} gửi {organ_id}",
+            )
         submitted = await self._report(
             organ_id,
             None,

@@ -41,6 +41,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from edxml.codes import BusinessDocType, StatusCode
 from gateway.blobs import BlobRef
 from gateway.config import VIETNAM
 from gateway.migrations import MIGRATIONS, Migration, apply_migrations
@@ -1050,6 +1051,24 @@ def accept_recall(
     if status is not None:
         record_status(conn, status, now=now, actor=actor)
     return RecallOutcome(result, False, holders)
+
+
+def recall_received(conn: sqlite3.Connection, organ_id: str, document_id: str) -> bool:
+    """Whether a recall of the document (a revoke envelope, or a status 13) reached the inbox
+    of `organ_id`: the only case in which its office system may answer 15 or 16."""
+    row = conn.execute(
+        "SELECT 1 FROM inbox i JOIN messages m ON m.id = i.message_id"
+        " WHERE i.organ_id = ? AND m.document_id = ? AND m.direction = 'in'"
+        " AND ((m.kind = 'envelope' AND m.business_type = ?)"
+        " OR (m.kind = 'status' AND m.business_type = ?)) LIMIT 1",
+        (
+            organ_id,
+            document_id,
+            str(int(BusinessDocType.REVOKE)),
+            StatusCode.RECALL_REQUESTED.value,
+        ),
+    ).fetchone()
+    return row is not None
 
 
 def withdraw_inbound(

@@ -22,7 +22,7 @@ from gateway import statuses
 from gateway import store as st
 from gateway.interfaces import Peer
 from gateway.office import OfficeResource
-from gateway.soap import OFFICE_NS
+from gateway.soap import OFFICE_NS, FaultCode, GatewayFault
 
 LOCAL = Peer("local", "local")
 PEER = Peer("node", "vpcp", "ab" * 32)
@@ -163,6 +163,26 @@ class RecallTests(TestCase):
         )
         self.assertEqual(await self.state(target), "withdrawn")
         self.assertEqual(await self.state(original), "recalled")
+
+    async def test_an_answer_nobody_asked_for_is_refused_and_changes_nothing(self) -> None:
+        original, document_id, target = await self.send()
+        await self.kit.store.write(
+            lambda c: st.mark_received(c, [target], [HOSTED_VP], now=self.kit.now(), actor="t")
+        )
+        before = await self.kit.query("SELECT count(*) FROM messages")
+        for agree in ("true", "false"):
+            with self.assertRaises(GatewayFault) as caught:
+                await self.office._op_AnswerRecall(
+                    _op("AnswerRecall", OrganId=HOSTED_VP, DocumentId=document_id, Agree=agree),
+                    self.dev,
+                )
+            self.assertIs(caught.exception.code, FaultCode.NOT_FOUND)
+            self.assertIn("recall", caught.exception.text_en)
+            self.assertIn("thu hồi", caught.exception.text_vi)
+        self.assertEqual(await self.kit.query("SELECT count(*) FROM messages"), before)
+        self.assertEqual(await self.pump(), 0)
+        self.assertEqual(await self.history(original), [(HOSTED_VP, "01")])
+        self.assertEqual(await self.state(target), "delivered")
 
     async def test_status_13_before_pickup_is_handled_as_a_revoke(self) -> None:
         data = self.kit.signed_envelope(REMOTE_G22, [HOSTED_H23])
