@@ -101,9 +101,12 @@ class IInbound(Interface):
 
 
 class IOutbound(Interface):
-    def submit_envelope(package: bytes, office: OfficeConfig) -> Awaitable[Submitted]:
+    def submit_envelope(
+        package: bytes, office: OfficeConfig, reference: str | None = None
+    ) -> Awaitable[Submitted]:
         """An office system's SendDocument: judge, refuse `Forbidden` unless `office` may act for
-        the From OrganId, sign with the hosted agency's key, store one delivery per To."""
+        the From OrganId, sign with the hosted agency's key, store one delivery per To.
+        `reference` (ClientReference) goes into the audit trail."""
 
     def submit_status(packet: StatusPacket, recipient: str) -> Awaitable[Submitted]:
         """Queue a status packet (01/02 automatic, 03–06/02 from the office, 13/15/16) to the

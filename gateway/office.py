@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sqlite3
+import unicodedata
 from collections.abc import Callable, Sequence
 from typing import Any, BinaryIO, Final, cast
 from urllib.parse import urlsplit
@@ -411,7 +412,10 @@ class OfficeResource(Resource):
             "office {operation} by {office}", operation=parsed.operation, office=office.name
         )
         if parsed.operation == "SendDocument":
-            element = await self._send_document(parsed.payload or b"", office)
+            reference = unicodedata.normalize(
+                "NFC", _text(parsed.body_element, "ClientReference") or ""
+            )
+            element = await self._send_document(parsed.payload or b"", office, reference or None)
         else:
             handler = getattr(self, "_op_" + parsed.operation)
             element = await handler(parsed.body_element, office)
@@ -451,8 +455,10 @@ class OfficeResource(Resource):
 
     # --- operations (each named after its request element) ---
 
-    async def _send_document(self, data: bytes, office: OfficeConfig) -> Any:
-        submitted = await self._outbound.submit_envelope(data, office)
+    async def _send_document(
+        self, data: bytes, office: OfficeConfig, reference: str | None = None
+    ) -> Any:
+        submitted = await self._outbound.submit_envelope(data, office, reference)
         return soap.send_document_response(
             submitted.message_id, _deliveries(submitted), submitted.findings
         )

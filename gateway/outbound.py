@@ -171,7 +171,9 @@ class Outbound:
 
     # --- envelopes ---
 
-    async def submit_envelope(self, package: bytes, office: OfficeConfig) -> Submitted:
+    async def submit_envelope(
+        self, package: bytes, office: OfficeConfig, reference: str | None = None
+    ) -> Submitted:
         limits = self._config.limits
         if len(package) > limits.max_envelope_bytes:
             raise too_large(len(package), limits.max_envelope_bytes)
@@ -233,7 +235,14 @@ class Outbound:
         if first is not None:
             await self._store.write(
                 functools.partial(
-                    note_duplicate, message_id=first, now=now, actor=actor, detail={"resent": True}
+                    note_duplicate,
+                    message_id=first,
+                    now=now,
+                    actor=actor,
+                    detail={
+                        "resent": True,
+                        **({"client_reference": reference} if reference else {}),
+                    },
                 )
             )
             self.log.info(
@@ -269,7 +278,7 @@ class Outbound:
             due_date=_date(h.due_date),
             links=policy.links(doc),
         )
-        submitted = await self._commit(msg, deliveries, now, actor=actor)
+        submitted = await self._commit(msg, deliveries, now, actor=actor, reference=reference)
         self.log.info(
             "envelope {message_id} accepted from {sender} for {count} recipient(s)",
             message_id=submitted.message_id,
@@ -363,7 +372,12 @@ class Outbound:
     # --- both ---
 
     async def _commit(
-        self, msg: NewMessage, deliveries: Sequence[NewDelivery], now: dt.datetime, actor: str
+        self,
+        msg: NewMessage,
+        deliveries: Sequence[NewDelivery],
+        now: dt.datetime,
+        actor: str,
+        reference: str | None = None,
     ) -> Submitted:
         result = await self._store.write(
             functools.partial(
@@ -373,6 +387,7 @@ class Outbound:
                 receipt_json=None,
                 now=now,
                 actor=actor,
+                client_reference=reference,
             )
         )
         return await self._submitted(result.message_id)

@@ -268,8 +268,10 @@ class _Poking:
         self._outbound = outbound
         self._dispatcher = dispatcher
 
-    async def submit_envelope(self, package: bytes, office: Any) -> Any:
-        result = await self._outbound.submit_envelope(package, office)
+    async def submit_envelope(
+        self, package: bytes, office: Any, reference: str | None = None
+    ) -> Any:
+        result = await self._outbound.submit_envelope(package, office, reference)
         self._dispatcher.poke()
         return result
 

@@ -873,12 +873,15 @@ def insert_outbound_message_with_deliveries(
     now: dt.datetime,
     actor: str,
     due_at: dt.datetime | None = None,
+    client_reference: str | None = None,
 ) -> InsertResult:
     """Store an outbound message (already signed, blob committed) and one delivery per recipient.
 
     `due_at` orders deliveries of equal priority (default: now). A resubmission of the same
     envelope (idempotency key) returns the first message and creates no delivery.
+    `client_reference`, the office system's own reference, is kept in the audit event.
     """
+    echoed = {"client_reference": client_reference} if client_reference else {}
     if msg.direction != "out":
         raise ValueError("insert_outbound_message_with_deliveries takes direction 'out'")
     now_text = utc_text(now)
@@ -891,7 +894,7 @@ def insert_outbound_message_with_deliveries(
             action="duplicate",
             subject_type="message",
             subject_id=first.message_id,
-            detail={"resent_as": msg.id},
+            detail={"resent_as": msg.id, **echoed},
         )
         return first
     _queue(conn, msg.id, deliveries, msg.priority, now=now, actor=actor, due_at=due_at)
@@ -909,6 +912,7 @@ def insert_outbound_message_with_deliveries(
             "business_type": msg.business_type,
             "blob_sha256": msg.blob.sha256,
             "recipients": [d.recipient for d in deliveries],
+            **echoed,
         },
     )
     return InsertResult(msg.id, False, receipt_json)

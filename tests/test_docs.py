@@ -271,6 +271,17 @@ class ClientExampleRuns(SynchronousTestCase):
         # Sent again: the first answer, not a second document.
         (again,) = self.run_client(self.a, "send", str(document))
         self.assertEqual(again["message_id"], message_id)
+        # The client's ClientReference (the file name) is echoed in A's audit trail, both times.
+        echoed = [
+            (action, json.loads(detail).get("client_reference"))
+            for action, detail in rows(
+                self.a,
+                "SELECT action, detail_json FROM audit WHERE subject_type = 'message'"
+                " AND subject_id = ? AND action IN ('accepted', 'duplicate') ORDER BY id",
+                message_id,
+            )
+        ]
+        self.assertEqual(echoed, [("accepted", "envelope.edxml"), ("duplicate", "envelope.edxml")])
 
         # B's office system pulls, keeps the exact bytes, acknowledges and reports 03.
         inbox = self.work / "inbox"

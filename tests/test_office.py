@@ -109,7 +109,9 @@ class StoringOutbound:
     def _now(self) -> dt.datetime:
         return dt.datetime.now(dt.UTC)
 
-    async def submit_envelope(self, package: bytes, office: OfficeConfig) -> Submitted:
+    async def submit_envelope(
+        self, package: bytes, office: OfficeConfig, reference: str | None = None
+    ) -> Submitted:
         document = reader.read(package).document
         assert isinstance(document, Envelope)
         require_acts_for(office, document.header.from_.organ_id)
