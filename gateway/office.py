@@ -81,11 +81,6 @@ _R5_AS_CONTRACT: Final = {"legal": "valid", "reference-only": "invalid", "broken
 _SIGNATURE: Final = frozenset({"valid", "invalid", "absent", "unverifiable"})
 
 
-def _stored_time(text: str) -> dt.datetime:
-    """A time as the store keeps it (UTC, `…Z`)."""
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-
-
 def _not_found(what_en: str, what_vi: str) -> GatewayFault:
     return GatewayFault(FaultCode.NOT_FOUND, f"No {what_en}", f"Không tìm thấy {what_vi}")
 
@@ -218,7 +213,7 @@ def _staff(staff_json: str) -> soap.Staff | None:
 def _entry(status: store.StatusRecord) -> soap.StatusEntry:
     return soap.StatusEntry(
         code=status.code,
-        timestamp=_stored_time(status.reported_at),
+        timestamp=store.stored_time(status.reported_at),
         reporter=status.organ_id,
         description=status.description or None,
         staff=_staff(status.staff_json),
@@ -477,7 +472,7 @@ class OfficeResource(Resource):
                 soap.RecipientStatus(
                     organ_id=delivery.recipient,
                     state=delivery.state,
-                    sent_at=_stored_time(delivery.sent_at) if delivery.sent_at else None,
+                    sent_at=store.stored_time(delivery.sent_at) if delivery.sent_at else None,
                     latest_status=history[-1].code if history else None,
                     history=history,  # type: ignore[arg-type]
                 )
@@ -506,7 +501,7 @@ class OfficeResource(Resource):
                 except BlobError:
                     self.log.error("blob of message {message_id} missing", message_id=message.id)
                     raise GatewayFault(FaultCode.UNAVAILABLE) from None
-                arrived = _stored_time(message.arrived_at)
+                arrived = store.stored_time(message.arrived_at)
                 refers = links.get(message.id, [])
                 found.append(
                     soap.InboundDocument(
@@ -518,7 +513,7 @@ class OfficeResource(Resource):
                         envelope=data,
                         verdict=_verdict(message.verdict_json),
                         arrived_at=arrived,
-                        legal_received_at=_stored_time(item.legal_received_at)
+                        legal_received_at=store.stored_time(item.legal_received_at)
                         if item.legal_received_at
                         else arrived,
                         document_id=message.document_id or None,
@@ -646,24 +641,32 @@ class OfficeResource(Resource):
                 )
             ),
         )
-        data = write(revoke)
-        submitted = await self._outbound.submit_envelope(data, office)
+        try:
+            submitted = await self._outbound.submit_envelope(write(revoke), office)
+            revoke_id, deliveries = submitted.message_id, _deliveries(submitted)
+        except GatewayFault as fault:
+            if fault.code is not FaultCode.DUPLICATE or fault.first_receipt is None:
+                raise
+            # Recalled before with another reason: that revoke stands, and is the answer.
+            revoke_id = fault.first_receipt.message_id
+            rows = await self._store.read(lambda c: store.deliveries_for(c, revoke_id))
+            deliveries = [soap.Delivery(d.recipient, d.state) for d in rows]
         # After the revoke is stored, not with it (it goes through IOutbound): should this fail,
         # the office system's retry finds the stored revoke (idempotency key) and marks again.
         now = self._now()
         actor = "office:" + office.name
         recalled = await self._store.write(
             lambda c: store.mark_recalled(
-                c, original.id, now=now, actor=actor, detail={"revoke": submitted.message_id}
+                c, original.id, now=now, actor=actor, detail={"revoke": revoke_id}
             )
         )
         self.log.info(
             "recall of {message_id} sent as {revoke_id}",
             message_id=original.id,
-            revoke_id=submitted.message_id,
+            revoke_id=revoke_id,
             first_time=recalled,
         )
-        return soap.recall_document_response(submitted.message_id, _deliveries(submitted))
+        return soap.recall_document_response(revoke_id, deliveries)
 
     async def _op_AnswerRecall(self, element: etree._Element, office: OfficeConfig) -> Any:
         organ_id = _required(element, "OrganId")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hashlib
 import json
 import uuid
 from collections.abc import Callable, Sequence
@@ -46,7 +47,7 @@ from gateway.config import Config, OfficeConfig, UnknownAgencies
 from gateway.documents import duplicate_numbers, insert_refusal
 from gateway.interfaces import IOutbound, Submitted, SubmittedDelivery
 from gateway.router import Router
-from gateway.soap import FaultCode, GatewayFault
+from gateway.soap import FaultCode, GatewayFault, Receipt
 from gateway.store import (
     NewDelivery,
     NewMessage,
@@ -58,6 +59,7 @@ from gateway.store import (
     insert_outbound_message_with_deliveries,
     note_duplicate,
     outbound_by_key,
+    stored_time,
 )
 
 __all__ = ["Outbound", "Seal", "load_seal", "now_of", "verdict_json"]
@@ -74,12 +76,17 @@ def now_of(clock: IReactorTime) -> dt.datetime:
     return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC)
 
 
-def verdict_json(report: Report, *, extra: Sequence[Finding] = ()) -> str:
+def verdict_json(
+    report: Report, *, extra: Sequence[Finding] = (), submitted_sha256: str | None = None
+) -> str:
     """The stored verdict: the report without the bulky parts (a long trace list or tail of
     findings cut short), with the gateway's own findings (`extra`: the regulation's rules) first;
     the exact bytes are in the blob for anyone who needs more. The route so far (the trace list,
-    each hop marked as under the sender's seal or not) is what an auditor asks first."""
+    each hop marked as under the sender's seal or not) is what an auditor asks first.
+    `submitted_sha256`: the digest of what the office system handed over, before our seal."""
     data = report.to_json()
+    if submitted_sha256 is not None:
+        data["submitted_sha256"] = submitted_sha256
     trace = data.get("trace")
     if trace is not None and len(trace) > MAX_VERDICT_TRACE:
         data["trace"] = trace[:MAX_VERDICT_TRACE]
@@ -232,7 +239,9 @@ class Outbound:
                 business_type=business_type,
             )
         )
+        submitted_sha256 = hashlib.sha256(package).hexdigest()
         if first is not None:
+            await self._refuse_other_content(first, submitted_sha256, office)
             await self._store.write(
                 functools.partial(
                     note_duplicate,
@@ -272,7 +281,7 @@ class Outbound:
             code_notation=h.code.code_notation or None,
             promulgation_date=_date(h.promulgation_info.promulgation_date),
             subject=h.subject or None,
-            verdict_json=verdict_json(report, extra=extra),
+            verdict_json=verdict_json(report, extra=extra, submitted_sha256=submitted_sha256),
             paper_required=bool(ruling.paper),
             late_issue=ruling.late is not None,
             due_date=_date(h.due_date),
@@ -287,6 +296,37 @@ class Outbound:
             office=office.name,
         )
         return submitted
+
+    async def _refuse_other_content(self, first_id: str, digest: str, office: OfficeConfig) -> None:
+        """The idempotency key is (sender, DocumentId, BusinessDocType): the same key with other
+        bytes is not a resend but another document under an identity already sent, which the
+        recipients would take for the first. Refused (`Duplicate`, the first receipt with it);
+        a change goes as an update or a replacement. Messages kept before the digest was
+        recorded are answered as resends."""
+        first = await self._store.read(lambda c: get_message(c, first_id))
+        assert first is not None
+        kept = json.loads(first.verdict_json).get("submitted_sha256")
+        if kept is None or kept == digest:
+            return
+        self.log.warn(
+            "envelope {document_id} refused: sent before as {message_id} with other content",
+            document_id=first.document_id,
+            message_id=first.id,
+            office=office.name,
+        )
+        raise GatewayFault(
+            FaultCode.DUPLICATE,
+            f"{first.document_id} was already sent as message {first.id} with other content;"
+            " to change it, send an update (BusinessDocType 2) or a replacement (3)",
+            f"Văn bản {first.document_id} đã được gửi (gói tin {first.id}) với nội dung khác;"
+            " muốn thay đổi, hãy gửi văn bản cập nhật (BusinessDocType 2) hoặc thay thế (3)",
+            first_receipt=Receipt(
+                receipt_id=first.id,
+                message_id=first.id,
+                received_at=stored_time(first.created_at),
+                duplicate=True,
+            ),
+        )
 
     async def _deliveries(self, recipients: Sequence[str], now: dt.datetime) -> list[NewDelivery]:
         """One delivery per recipient, each on its route: the directory's named route where it

@@ -118,6 +118,11 @@ def utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def stored_time(text: str) -> dt.datetime:
+    """A time as `utc_text` wrote it, aware (UTC)."""
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def _canonical(value: Any) -> str:
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 

@@ -7,7 +7,6 @@ stored UTC and shown ISO 8601 with +07:00.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import sqlite3
 from typing import Any
@@ -21,8 +20,7 @@ def local_time(value: str | None) -> str | None:
     """A stored UTC text (…Z) as ISO 8601 in Vietnam time."""
     if not value:
         return None
-    instant = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    return instant.astimezone(VN_TZ).isoformat(timespec="seconds")
+    return store.stored_time(value).astimezone(VN_TZ).isoformat(timespec="seconds")
 
 
 def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from zeep.exceptions import Fault as ZeepFault
 from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import signature
+from edxml.codes import Priority
 from gateway.soap import OFFICE_NS, FaultCode
 
 GW = {"gw": OFFICE_NS}
@@ -126,6 +127,35 @@ class ExchangeTests(TwoNodes):
         events = office_a.service.ReceiveStatuses(OrganId=H23)
         self.assertEqual([e.Status.Code for e in events], ["01", "03", "06"])
         self.assertAuditIntact(self.a, self.b)
+
+    def test_other_content_under_a_sent_document_id_is_refused(self) -> None:
+        """The same envelope again is a resend (the first answer); the same DocumentId with other
+        bytes is refused `Duplicate`, the first message named in FirstReceipt, nothing sent."""
+        office_a, office_b = self.client(self.a), self.client(self.b)
+        first = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "105"))
+        again = office_a.service.SendDocument(Envelope=envelope(H23, [H40], "105"))
+        self.assertEqual(again.MessageId, first.MessageId)
+        with self.assertRaises(ZeepFault) as caught:
+            office_a.service.SendDocument(
+                Envelope=envelope(H23, [H40], "105", priority=Priority.URGENT)
+            )
+        detail = caught.exception.detail.find(f"{{{OFFICE_NS}}}GatewayFault")
+        ns = {"gw": OFFICE_NS}
+        self.assertEqual(detail.findtext("gw:Code", namespaces=ns), FaultCode.DUPLICATE.value)
+        self.assertEqual(
+            detail.findtext("gw:FirstReceipt/gw:MessageId", namespaces=ns), first.MessageId
+        )
+        self.assertIn("BusinessDocType 2", detail.findtext("gw:MessageEn", namespaces=ns))
+        self.assertTrue(detail.findtext("gw:MessageVi", namespaces=ns))
+        inbox = poll(
+            "the document in B's inbox",
+            lambda: office_b.service.ReceiveDocuments(OrganId=H40),
+            timeout=20,
+        )
+        self.assertEqual([d.DocumentId for d in inbox], [document_id(H23, "105")])
+        self.assertEqual(
+            rows(self.a, "SELECT count(*) FROM messages WHERE kind = 'envelope'"), [(1,)]
+        )
 
     def test_peer_down_then_back(self) -> None:
         """B stopped: three envelopes are accepted at once and wait in retry_wait with growing

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import attrs
 from nodekit import (
     HOSTED_H23,
     HOSTED_VP,
@@ -19,7 +20,7 @@ from nodekit import (
 from twisted.internet import reactor
 from twisted.trial.unittest import TestCase
 
-from edxml import reader, signature
+from edxml import reader, signature, writer
 from edxml.codes import Priority, StatusCode
 from edxml.model import Envelope, StatusPacket
 from gateway import statuses
@@ -113,6 +114,27 @@ class OutboundTests(TestCase):
         self.assertEqual(await self.message_count(), 1)
         rows = await self.kit.query("SELECT count(*) FROM deliveries")
         self.assertEqual(rows[0][0], 2)
+
+    async def test_the_same_document_id_with_other_content_is_refused(self) -> None:
+        doc = self.kit.document(HOSTED_H23, [REMOTE_G22])
+        first = await self.outbound.submit_envelope(writer.write(doc), self.kit.office())
+        changed = attrs.evolve(doc, header=attrs.evolve(doc.header, subject="Trích yếu đã sửa"))
+        fault = await self.fault_of(writer.write(changed))
+        self.assertIs(fault.code, FaultCode.DUPLICATE)
+        self.assertIn(first.message_id, fault.text_en)
+        self.assertIn("cập nhật", fault.text_vi or "")
+        assert fault.first_receipt is not None
+        self.assertEqual(fault.first_receipt.message_id, first.message_id)
+        self.assertTrue(fault.first_receipt.duplicate)
+        # Nothing changed: one message, its deliveries, no audit event for the refused one.
+        self.assertEqual(await self.message_count(), 1)
+        actions = await self.kit.query(
+            "SELECT action FROM audit WHERE subject_id = ? ORDER BY id", first.message_id
+        )
+        self.assertEqual([a for (a,) in actions], ["accepted"])
+        # The same bytes again are still a resend, answered with the first submission.
+        again = await self.outbound.submit_envelope(writer.write(doc), self.kit.office())
+        self.assertEqual(again, first)
 
     async def test_office_resend_costs_no_signature(self) -> None:
         signed: list[int] = []
