@@ -472,6 +472,7 @@ class Config:
     retention: RetentionConfig = RetentionConfig()
     # The bearer token Prometheus presents at /metrics of the office face; None: not served.
     metrics_token: Secret | None = attrs.field(default=None, repr=False)
+    metrics_token_source: str | None = None  # as an office's token_source; never the token
     warnings: tuple[Problem, ...] = ()
 
     def agency(self, organ_id: str) -> AgencyConfig | None:
@@ -913,7 +914,9 @@ class _Loader:
         policy = self.policy()
         archive = self.archive()
         retention = self.retention()
-        metrics_token, _ = self.secret(self.section("metrics", _METRICS_KEYS), "metrics")
+        metrics_token, metrics_source = self.secret(
+            self.section("metrics", _METRICS_KEYS), "metrics"
+        )
         if self.problems or node is None:
             raise ConfigError(self.path, self.problems)
         return Config(
@@ -930,6 +933,7 @@ class _Loader:
             archive=archive,
             retention=retention,
             metrics_token=metrics_token,
+            metrics_token_source=metrics_source,
             warnings=tuple(self.warnings),
         )
 

@@ -94,9 +94,8 @@ def init_files(
     for root_path in config.trust.roots:
         if not any(ch in root_path for ch in "*?["):
             wanted.append((Path(root_path), pki.root.cert_pem, False))
-    for office in config.offices:
-        source = office.token_source or ""
-        if source.startswith("file:"):
+    for source in [o.token_source for o in config.offices] + [config.metrics_token_source]:
+        if source and source.startswith("file:"):
             token = secrets.token_urlsafe(32).encode() + b"\n"
             wanted.append((Path(source.removeprefix("file:")), token, True))
     seen: set[Path] = set()

@@ -46,6 +46,23 @@ class InitTests(SynchronousTestCase):
             self.assertEqual(stat.S_IMODE(key.stat().st_mode), 0o600, key)
         self.assertEqual(stat.S_IMODE(token_path.stat().st_mode), 0o600)
 
+    def test_a_metrics_token_file_is_made_when_named(self) -> None:
+        text = self.conf.read_text(encoding="utf-8")
+        self.assertIn("# token_file = data/metrics.token", text)
+        self.conf.write_text(
+            text.replace("# token_file = data/metrics.token", "token_file = data/metrics.token"),
+            encoding="utf-8",
+        )
+        init(self.conf)
+        conf = configuration.load(self.conf)
+        path = self.dir / "data" / "metrics.token"
+        self.assertEqual(stat.S_IMODE(path.stat().st_mode), 0o600)
+        assert conf.metrics_token is not None
+        self.assertEqual(conf.metrics_token.reveal(), path.read_text().strip())
+        self.assertEqual(conf.metrics_token_source, f"file:{path.resolve()}")
+        office = (self.dir / "data" / "office.token").read_text()
+        self.assertNotEqual(path.read_text(), office)
+
     def test_second_init_creates_nothing_and_keeps_keys(self) -> None:
         init(self.conf)
         key = self.dir / "data" / "pki" / "node.key"
