@@ -22,7 +22,7 @@ from gateway.config import Config, OfficeConfig
 from gateway.soap import FaultCode, GatewayFault
 from gateway.tls import fingerprint, peer_certificate
 
-__all__ = ["Authenticator", "TokenBucket", "bearer_token", "require_acts_for"]
+__all__ = ["Authenticator", "RateLimiter", "TokenBucket", "bearer_token", "require_acts_for"]
 
 _BEARER = "bearer"
 
@@ -72,6 +72,36 @@ class TokenBucket:
         return False
 
 
+class RateLimiter:
+    """A token bucket per caller (a credential's name, a peer's certificate fingerprint) on the
+    injected clock: `rate` requests per second, a burst of one second's worth (at least one
+    request) to absorb a client's jitter; `rate` 0 is no limit. Reactor thread only."""
+
+    def __init__(self, rate: float, clock: IReactorTime) -> None:
+        self.rate = rate
+        self._clock = clock
+        self._buckets: dict[str, TokenBucket] = {}
+
+    def allow(self, caller: str) -> bool:
+        if self.rate <= 0:
+            return True
+        now = self._clock.seconds()
+        bucket = self._buckets.get(caller)
+        if bucket is None:
+            burst = max(1.0, self.rate)
+            bucket = self._buckets[caller] = TokenBucket(self.rate, burst, burst, now)
+        return bucket.take(now)
+
+
+def too_many(rate: float, whose_en: str, whose_vi: str) -> GatewayFault:
+    """Unavailable (retryable): the caller is over its rate limit."""
+    return GatewayFault(
+        FaultCode.UNAVAILABLE,
+        f"Too many requests from {whose_en} (limit {rate:g}/s); try again later",
+        f"Quá nhiều yêu cầu từ {whose_vi} (giới hạn {rate:g}/giây); vui lòng thử lại sau",
+    )
+
+
 class Authenticator:
     """Finds the credential of a request and applies its rate limit (reactor thread only)."""
 
@@ -79,8 +109,7 @@ class Authenticator:
 
     def __init__(self, config: Config, *, clock: IReactorTime) -> None:
         self._config = config
-        self._clock = clock
-        self._buckets: dict[str, TokenBucket] = {}
+        self._limiter = RateLimiter(config.limits.office_rate, clock)
 
     def authenticate(self, authorization: str | None, transport: Any = None) -> OfficeConfig:
         """The office of a bearer token, else of the TLS client certificate; raises Unauthorized
@@ -102,20 +131,7 @@ class Authenticator:
         return office
 
     def _limit(self, office: OfficeConfig) -> None:
-        rate = self._config.limits.office_rate
-        if rate <= 0:
-            return
-        now = self._clock.seconds()
-        bucket = self._buckets.get(office.name)
-        if bucket is None:
-            # A burst of one second's worth (at least one request) absorbs a client's jitter.
-            burst = max(1.0, rate)
-            bucket = self._buckets[office.name] = TokenBucket(rate, burst, burst, now)
-        if not bucket.take(now):
+        if not self._limiter.allow(office.name):
+            rate = self._limiter.rate
             self.log.warn("office {office} over its rate limit", office=office.name, rate=rate)
-            raise GatewayFault(
-                FaultCode.UNAVAILABLE,
-                f"Too many requests from this credential (limit {rate:g}/s); try again later",
-                f"Quá nhiều yêu cầu từ thông tin xác thực này (giới hạn {rate:g}/giây); "
-                "vui lòng thử lại sau",
-            )
+            raise too_many(rate, "this credential", "thông tin xác thực này")

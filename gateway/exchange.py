@@ -35,6 +35,7 @@ from twisted.web.server import NOT_DONE_YET, Request, Site
 
 from edxml.xmlsafe import DEFAULT_LIMITS, Limits
 from gateway import soap
+from gateway.auth import RateLimiter, too_many
 from gateway.interfaces import IInbound, Peer
 from gateway.soap import Face, FaultCode, GatewayFault, SoapResponse, SoapVersion
 from gateway.tls import fingerprint, peer_certificate
@@ -98,11 +99,19 @@ class ExchangeResource(Resource):
         limits: Limits = DEFAULT_LIMITS,
         address: str | None = None,
         reactor: Any = None,
+        rate: float = 0.0,
+        clock: Any = None,
     ) -> None:
         """`peer_names` maps a fingerprint to the route name shown in Peer (else the leaf's CN);
         `address` is the URL the WSDL names (else the request's own); with `reactor`, parsing
-        runs in its thread pool instead of the reactor thread."""
+        runs in its thread pool instead of the reactor thread, and `rate` (Deliver calls per
+        second per peer certificate, `[limits] exchange_rate`; 0 no limit) runs on `clock` (else
+        the reactor's)."""
         super().__init__()
+        clock = clock or reactor
+        if rate > 0 and clock is None:
+            raise ValueError("a rate limit needs a clock")
+        self._limiter = RateLimiter(rate, clock) if rate > 0 else None
         self._inbound = inbound
         self._known = (
             None
@@ -149,6 +158,11 @@ class ExchangeResource(Resource):
         try:
             peer = self._peer(request)
             peer_fp = peer.fingerprint
+            if self._limiter is not None and not self._limiter.allow(peer.fingerprint or ""):
+                self.log.warn(
+                    "peer {peer} over its rate limit", peer=peer.name, rate=self._limiter.rate
+                )
+                raise too_many(self._limiter.rate, "this node", "nút này")
             body = self._body(request)
             action = _header(request, b"soapaction")
             version, package, recipients = await self._run(self._decode, body, content_type, action)

@@ -137,6 +137,7 @@ class Node:
             limits=config.limits.xml_limits(),
             address=node.exchange_url,
             reactor=reactor,
+            rate=config.limits.exchange_rate,
         )
         max_body = request_limit(config.limits.max_envelope_bytes)
         site = exchange_site(exchange, max_body=max_body)

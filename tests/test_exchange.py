@@ -20,7 +20,7 @@ import zeep
 import zeep.exceptions
 from zope.interface import implementer
 
-from twisted.internet import defer, endpoints, reactor
+from twisted.internet import defer, endpoints, reactor, task
 from twisted.internet.threads import deferToThread
 from twisted.trial.unittest import TestCase
 
@@ -28,7 +28,7 @@ from edxml.xmlsafe import Limits
 from gateway import devpki
 from gateway.exchange import ExchangeResource, exchange_site
 from gateway.interfaces import IInbound, Peer
-from gateway.soap import EXCHANGE_NS, SOAP11_NS, Receipt, request_limit
+from gateway.soap import EXCHANGE_NS, SOAP11_NS, FaultCode, Receipt, request_limit
 from gateway.tls import TlsMaterial, server_options
 
 AGENCIES = {"000.00.00.H23": "UBND tỉnh Hà Nam"}
@@ -62,7 +62,9 @@ class ExchangeFaceTests(TestCase):
             Path("exchange-pki").absolute()
         )
 
-    async def serve(self, known: frozenset[str] | None = None, max_bytes: int = 1 << 20) -> str:
+    async def serve(
+        self, known: frozenset[str] | None = None, max_bytes: int = 1 << 20, **kw: Any
+    ) -> str:
         self.inbound = RecordingInbound()
         resource = ExchangeResource(
             self.inbound,
@@ -70,6 +72,7 @@ class ExchangeFaceTests(TestCase):
             peer_names={self.pki.node.fingerprint: "node-a"},
             limits=Limits(max_bytes=max_bytes),
             reactor=reactor,
+            **kw,
         )
         pki = self.pki
         tls = TlsMaterial(
@@ -131,6 +134,27 @@ class ExchangeFaceTests(TestCase):
         url = await self.serve(known=frozenset({self.pki.node.fingerprint}))
         await self.zeep_deliver(url, PAYLOAD, Recipient=["000.00.00.G22", "000.00.00.G09"])
         self.assertEqual(self.inbound.recipients, [("000.00.00.G22", "000.00.00.G09")])
+
+    async def test_a_peer_over_its_rate_is_told_to_come_back(self) -> None:
+        clock = task.Clock()
+        url = await self.serve(rate=2.0, clock=clock)  # a burst of two, then two per second
+        for _ in range(2):
+            await self.zeep_deliver(url, PAYLOAD)
+        try:
+            await self.zeep_deliver(url, PAYLOAD)
+        except zeep.exceptions.Fault as fault:
+            detail = fault.detail
+        else:
+            self.fail("a third call within the same second was taken")
+        ns = {"x": EXCHANGE_NS}
+        self.assertEqual(detail.findtext(".//x:Code", namespaces=ns), FaultCode.UNAVAILABLE.value)
+        self.assertEqual(detail.findtext(".//x:Retryable", namespaces=ns), "true")
+        self.assertIn("2/s", detail.findtext(".//x:MessageEn", namespaces=ns))
+        self.assertIn("nút này", detail.findtext(".//x:MessageVi", namespaces=ns))
+        self.assertEqual(len(self.inbound.received), 2)  # the refused one never reached inbound
+        clock.advance(0.5)  # half a second: one token back
+        await self.zeep_deliver(url, PAYLOAD)
+        self.assertEqual(len(self.inbound.received), 3)
 
     async def test_wsdl_names_this_address(self) -> None:
         url = await self.serve()
