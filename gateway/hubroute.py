@@ -220,6 +220,7 @@ class HubPuller(PullLoop):
         self._store = store
         self._peer = Peer(kind="hub", name=route.name)
         self._replayed = False
+        self._credentials: bool | None = None  # as last recorded: accepted, refused, unknown
 
     async def pull_once(self) -> PullRound:
         tally = Tally()
@@ -243,8 +244,22 @@ class HubPuller(PullLoop):
         try:
             ids = await self._client.pending()
         except (HubUnavailable, HubRefused) as exc:
+            if isinstance(exc, HubRefused) and exc.kind is ErrorKind.AUTH:
+                await self._credentials_are(False)
             return self._stopped(tally, "cannot list the pending documents", exc)
+        await self._credentials_are(True)
         return await self._each(dict.fromkeys(ids), self._take, tally)
+
+    async def _credentials_are(self, accepted: bool) -> None:
+        """A token revoked (or restored) at the hub while the node runs shows in `gateway status`
+        as a refusal at start does: recorded when it changes, not every round."""
+        if self._credentials is accepted:
+            return
+        now = now_of(self._clock)
+        await self._store.write(
+            lambda c: record_credentials(c, self._route, accepted, now=now, only_if_changed=True)
+        )
+        self._credentials = accepted
 
     async def _take(self, hub_id: int, tally: Tally) -> bool:
         route, key, now = self._name, str(hub_id), now_of(self._clock)
@@ -538,8 +553,9 @@ async def probe(
     route: RouteConfig, client: HubClient, store: Store | None = None, *, clock: Any = None
 ) -> bool | None:
     """CheckPermission at start: True accepted, False refused (a configuration error, logged
-    as such and, with a store, audited: `gateway status` shows it until a later start is
-    accepted), None the hub did not answer (the loops will try again)."""
+    as such and, with a store, audited: `gateway status` shows it until the hub accepts the
+    credentials again, at a start or in a pull round), None the hub did not answer (the loops
+    will try again)."""
     log = Logger()
     try:
         ok = await client.check_permission()
@@ -560,15 +576,35 @@ async def probe(
         )
     if store is not None:
         now = now_of(clock)
-        await store.write(
-            lambda c: append_audit(
-                c,
-                at=now,
-                actor=f"hub:{route.name}",
-                action=PROBE_ACTIONS[0 if ok else 1],
-                subject_type="route",
-                subject_id=route.name,
-                detail={"organ_id": route.account},
-            )
-        )
+        await store.write(lambda c: record_credentials(c, route, ok, now=now))
     return ok
+
+
+def record_credentials(
+    conn: Any,
+    route: RouteConfig,
+    accepted: bool,
+    *,
+    now: dt.datetime,
+    only_if_changed: bool = False,
+) -> None:
+    """Audit what the hub said of our OrganId and token (`gateway status` reads the last)."""
+    action = PROBE_ACTIONS[0 if accepted else 1]
+    if only_if_changed:
+        last = conn.execute(
+            "SELECT action FROM audit WHERE subject_type = 'route' AND subject_id = ?"
+            f" AND action IN ({', '.join('?' for _ in PROBE_ACTIONS)}) ORDER BY id DESC LIMIT 1",
+            (route.name, *PROBE_ACTIONS),
+        ).fetchone()
+        # Nothing recorded yet counts as accepted: a first refusal is news, a first success not.
+        if (last[0] if last else PROBE_ACTIONS[0]) == action:
+            return
+    append_audit(
+        conn,
+        at=now,
+        actor=f"hub:{route.name}",
+        action=action,
+        subject_type="route",
+        subject_id=route.name,
+        detail={"organ_id": route.account},
+    )

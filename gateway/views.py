@@ -72,7 +72,8 @@ def axes(conn: sqlite3.Connection, routes: Any) -> list[dict[str, Any]]:
 
 
 def _hub_credentials(conn: sqlite3.Connection, route: str) -> list[dict[str, str]]:
-    """A finding while the hub's last answer to our start-up CheckPermission was a refusal."""
+    """A finding while the hub's last word on our credentials (CheckPermission at start, or a
+    pull round) was a refusal."""
     last = conn.execute(
         "SELECT action, at FROM audit WHERE subject_type = 'route' AND subject_id = ?"
         " AND action IN ('hub-credentials-accepted', 'hub-credentials-refused')"
@@ -84,10 +85,10 @@ def _hub_credentials(conn: sqlite3.Connection, route: str) -> list[dict[str, str
     return [
         {
             "code": "HubCredentialsRefused",
-            "message_en": f"The hub of {route} refused our OrganId and token at the start of"
+            "message_en": f"The hub of {route} has refused our OrganId and token since"
             f" {local_time(last[1])}: check organ_id and the token",
-            "message_vi": f"Trục của tuyến {route} từ chối mã định danh và mã truy cập khi khởi"
-            f" động lúc {local_time(last[1])}: kiểm tra organ_id và mã truy cập",
+            "message_vi": f"Trục của tuyến {route} từ chối mã định danh và mã truy cập từ"
+            f" {local_time(last[1])}: kiểm tra organ_id và mã truy cập",
         }
     ]
 

@@ -594,6 +594,39 @@ class HubRouteTests(TestCase):
         self.assertEqual(await findings(), [])
         self.assertNotIn("d3JvbmctdG9rZW4", repr(await self.kit.query("SELECT * FROM audit")))
 
+    async def test_a_token_revoked_while_running_shows_until_accepted_again(self) -> None:
+        store = self.kit.store
+
+        async def findings() -> list[str]:
+            [entry] = await store.read(lambda c: views.axes(c, [self.route]))
+            return [f["code"] for f in entry["findings"]]
+
+        async def credential_events() -> list[str]:
+            rows = await self.kit.query(
+                "SELECT action FROM audit WHERE subject_type = 'route' ORDER BY id"
+            )
+            return [r[0] for r in rows]
+
+        self.assertTrue(await probe(self.route, self.ours, store, clock=reactor))
+        await self.puller().pull_once()  # accepted, as at start: nothing new recorded
+        self.assertEqual(await credential_events(), ["hub-credentials-accepted"])
+        revoked = HubClient(
+            self.url, HOSTED_H23, "cmV2b2tlZC10b2tlbi0wMTIzNDU2Nzg5YQ==", reactor=reactor
+        )
+        stale = HubPuller(self.route, revoked, self.kit.inbound(), store, clock=reactor)
+        for _ in range(3):
+            result = await stale.pull_once()
+            self.assertIsNotNone(result.stopped)
+        self.assertEqual(await findings(), ["HubCredentialsRefused"])
+        self.assertEqual(  # one record of the change, not one per round
+            await credential_events(), ["hub-credentials-accepted", "hub-credentials-refused"]
+        )
+        # Fixed (a new token configured, the node restarted without a probe answer): the
+        # first round the hub accepts clears it.
+        await self.puller().pull_once()
+        self.assertEqual(await findings(), [])
+        self.assertEqual((await credential_events())[-1], "hub-credentials-accepted")
+
     async def test_the_token_is_never_logged_nor_stored(self) -> None:
         await self.send_from_the_other_side()
         await self.puller().pull_once()
