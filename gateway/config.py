@@ -344,6 +344,7 @@ class TrustConfig:
 
 
 VIETNAM: Final = VN_TZ
+_LOOPBACK: Final = ("127.0.0.1", "::1", "localhost")
 
 
 class PublicHolidays(enum.Enum):
@@ -1131,6 +1132,28 @@ class _Loader:
                 "một thông tin xác thực: token_file, token_env, token hoặc client_cert_fingerprint",
             )
         push_url = s.url("push_url")
+        if push_url is not None and not sources:
+            # The push is signed with the credential's token: a certificate alone signs nothing.
+            s.problem(
+                "push_url",
+                _shown(push_url),
+                "push_url with a token credential (token_file, token_env or token): pushes are"
+                " signed with it",
+                "push_url cùng mã truy cập (token_file, token_env hoặc token): thông báo đẩy"
+                " được ký bằng mã đó",
+            )
+        host = urlsplit(push_url).hostname if push_url else None
+        if push_url and push_url.startswith("http://") and host not in _LOOPBACK:
+            # Signed, so not forged; but who waits for what is seen on the way.
+            self.warnings.append(
+                Problem(
+                    name,
+                    "push_url",
+                    _shown(push_url),
+                    "an https:// URL: over http:// the notifications can be read on the way",
+                    "một địa chỉ https://: qua http:// thông báo có thể bị đọc trên đường truyền",
+                )
+            )
         return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
 
     def secret(
@@ -1237,7 +1260,7 @@ class _Loader:
         elif transport in (Transport.VXP, Transport.EDOC_HUB):
             url = s.url("url", required=True)
             host = urlsplit(url).hostname if url else None
-            if url and url.startswith("http://") and host not in ("127.0.0.1", "::1", "localhost"):
+            if url and url.startswith("http://") and host not in _LOOPBACK:
                 # The vxp HMAC covers the request headers only, the hub's token nothing but
                 # itself (sent in clear over http): answers and uploads travel unauthenticated;
                 # the envelope's seal still guards content.

@@ -34,7 +34,9 @@ from gateway.metrics import CertExpiry, MetricsResource, WithMetrics
 from gateway.ocspclient import OcspClient
 from gateway.office import OfficeResource
 from gateway.outbound import Outbound
+from gateway.periodic import Periodic
 from gateway.pulling import PullLoop
+from gateway.push import EVERY, OfficePusher
 from gateway.retention import Maintenance
 from gateway.router import Router
 from gateway.soap import GatewayFault, request_limit
@@ -64,6 +66,7 @@ class Node:
         self.axis_loops: list[PullLoop | DirectorySync] = []
         self.axis_clock: AxisClock | None = None
         self.maintenance: Maintenance | None = None
+        self.pushes: list[Periodic] = []
         self.pool = ThreadPool(minthreads=1, maxthreads=4, name="edxml-cpu")
 
     async def start(self) -> None:
@@ -125,6 +128,16 @@ class Node:
         await self.dispatcher.start()
         self.maintenance = Maintenance(config, self.store, reactor=reactor)
         self.maintenance.start()
+        for credential in config.offices:
+            if credential.push_url is not None and credential.token is not None:
+                pusher = OfficePusher(credential, self.store, clock=reactor)
+                self.pushes.append(
+                    Periodic(
+                        f"push to {credential.name}", pusher.push_once, every=EVERY, clock=reactor
+                    )
+                )
+        for periodic in self.pushes:
+            periodic.start()
         for loop in self.axis_loops:
             if isinstance(loop, PullLoop):
                 loop.set_after_round(self.dispatcher.poke)
@@ -251,6 +264,8 @@ class Node:
             await port.stopListening()
         for loop in self.axis_loops:
             await loop.stop()
+        for periodic in self.pushes:
+            await periodic.stop()
         if self.maintenance is not None:
             await self.maintenance.stop()
         if self.dispatcher is not None:

@@ -8,7 +8,11 @@ Each test gets its own pair (A hosts H23, B hosts H40; see e2e_kit) and ends by 
 from __future__ import annotations
 
 import hashlib
+import hmac
+import http.server
+import json
 import sqlite3
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -33,6 +37,7 @@ from twisted.trial.unittest import SynchronousTestCase
 
 from edxml import signature
 from edxml.codes import Priority
+from gateway.push import SIGNATURE_HEADER
 from gateway.soap import OFFICE_NS, FaultCode
 
 GW = {"gw": OFFICE_NS}
@@ -320,3 +325,48 @@ class RecallTests(TwoNodes):
         )
         self.assertEqual(self.history_at_a(office_a, late, 2), ["01", "16"])
         self.assertAuditIntact(self.a, self.b)
+
+
+class _Callback(http.server.BaseHTTPRequestHandler):
+    got: list[tuple[str, bytes]]
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.got.append((self.headers[SIGNATURE_HEADER], body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+class PushTests(SynchronousTestCase):
+    def test_the_receiving_office_is_told_then_pulls(self) -> None:
+        """B's office system has a push_url: a document from A makes B's node POST a signed
+        wake-up there; the office then pulls the document as usual."""
+        self.a, self.b = make_pair(Path(self.mktemp()))
+        self.addCleanup(self.a.stop)
+        self.addCleanup(self.b.stop)
+        handler = type("Handler", (_Callback,), {"got": []})
+        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        self.addCleanup(server.server_close)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.addCleanup(server.shutdown)
+        office = f"organ_ids = {H40}\n"
+        text = self.b.conf.read_text(encoding="utf-8")
+        self.assertIn(office, text)
+        url = f"http://127.0.0.1:{server.server_address[1]}/cb"
+        self.b.conf.write_text(text.replace(office, f"{office}push_url = {url}\n", 1))
+        self.a.start()
+        self.b.start()
+        office_a, office_b = office_client(self.a), office_client(self.b)
+        self.addCleanup(office_a.transport.session.close)
+        self.addCleanup(office_b.transport.session.close)
+        office_a.service.SendDocument(Envelope=envelope(H23, [H40], "601"))
+        [(header, body)] = poll("a push at B's office", lambda: handler.got[:1], timeout=20)
+        token = (self.b.directory / "data" / "office.token").read_text().strip()
+        expected = hmac.new(token.encode(), body, hashlib.sha256).hexdigest()
+        self.assertEqual(header, f"sha256={expected}")
+        self.assertEqual(json.loads(body)["documents"], {H40: 1})
+        [got] = office_b.service.ReceiveDocuments(OrganId=H40)
+        self.assertEqual(got.DocumentId, document_id(H23, "601"))
