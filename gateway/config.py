@@ -1142,19 +1142,31 @@ class _Loader:
                 "push_url cùng mã truy cập (token_file, token_env hoặc token): thông báo đẩy"
                 " được ký bằng mã đó",
             )
-        host = urlsplit(push_url).hostname if push_url else None
-        if push_url and push_url.startswith("http://") and host not in _LOOPBACK:
-            # Signed, so not forged; but who waits for what is seen on the way.
-            self.warnings.append(
-                Problem(
-                    name,
-                    "push_url",
-                    _shown(push_url),
-                    "an https:// URL: over http:// the notifications can be read on the way",
-                    "một địa chỉ https://: qua http:// thông báo có thể bị đọc trên đường truyền",
-                )
-            )
+        # Signed, so not forged; but who waits for what is seen on the way.
+        self.warn_plain_http(
+            name,
+            "push_url",
+            push_url,
+            "the notifications can be read on the way",
+            "thông báo có thể bị đọc trên đường truyền",
+        )
         return OfficeConfig(label, organ_ids, token, source, fingerprint, push_url)
+
+    def warn_plain_http(
+        self, name: str, key: str, url: str | None, risk_en: str, risk_vi: str
+    ) -> None:
+        """A warning for an http:// URL off loopback (it works, but travels in clear)."""
+        if not url or not url.startswith("http://") or urlsplit(url).hostname in _LOOPBACK:
+            return
+        self.warnings.append(
+            Problem(
+                name,
+                key,
+                _shown(url),
+                f"an https:// URL: over http:// {risk_en}",
+                f"một địa chỉ https://: qua http:// {risk_vi}",
+            )
+        )
 
     def secret(
         self, s: _Section, name: str, stem: str = "token"
@@ -1259,20 +1271,16 @@ class _Loader:
             url = s.url("url", https=True)
         elif transport in (Transport.VXP, Transport.EDOC_HUB):
             url = s.url("url", required=True)
-            host = urlsplit(url).hostname if url else None
-            if url and url.startswith("http://") and host not in _LOOPBACK:
-                # The vxp HMAC covers the request headers only, the hub's token nothing but
-                # itself (sent in clear over http): answers and uploads travel unauthenticated;
-                # the envelope's seal still guards content.
-                self.warnings.append(
-                    Problem(
-                        name,
-                        "url",
-                        _shown(url),
-                        "an https:// URL: over http:// the axis' answers are not protected",
-                        "một địa chỉ https://: qua http:// phản hồi của trục không được bảo vệ",
-                    )
-                )
+            # The vxp HMAC covers the request headers only, the hub's token nothing but itself
+            # (sent in clear over http): answers and uploads travel unauthenticated; the
+            # envelope's seal still guards content.
+            self.warn_plain_http(
+                name,
+                "url",
+                url,
+                "the axis' answers are not protected",
+                "phản hồi của trục không được bảo vệ",
+            )
         else:
             url = s.text("url")
         tls = self.tls(s, "", required=False)
