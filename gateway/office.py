@@ -15,10 +15,9 @@ Operations and what they touch:
 - RecallDocument also marks the original outbound envelope `recalled`; the recipients' 15/16
   answers join its history and show in GetSendStatus.
 - GetSendStatus, ReceiveDocuments, MarkReceived: the store's job functions.
-- ReceiveStatuses, MarkStatusesReceived: statuses of outbound envelopes, picked up once. The store
-  has no pickup column for statuses, so a pickup is an audit row (`picked_up` on subject `status`)
-  written by `_mark_statuses`; an event is pending while no such row exists. The audit table is
-  append-only and already indexed by subject, so no migration is needed.
+- ReceiveStatuses, MarkStatusesReceived: statuses of outbound envelopes, picked up once. A pickup
+  is an audit row (`picked_up` on subject `status`) written by `_mark_statuses`; what has none
+  yet is in `statuses_waiting` (migration v9, kept by triggers), which is what these read.
 - GetDirectory: the agencies this node hosts, and the exact OrganIds routed elsewhere.
 
 Never logged: tokens, envelope bytes, descriptions. Times leave in ISO 8601 with +07:00.
@@ -131,12 +130,6 @@ def _send_status(
     )
 
 
-_PICKED_UP = (
-    "EXISTS (SELECT 1 FROM audit a WHERE a.subject_type = 'status'"
-    " AND a.subject_id = CAST(s.id AS TEXT) AND a.action = 'picked_up')"
-)
-
-
 @attrs.frozen
 class _Event:
     status: store.StatusRecord
@@ -147,8 +140,8 @@ def _pending_statuses(conn: sqlite3.Connection, organ_id: str, limit: int) -> li
     rows = conn.execute(
         "SELECT s.id, s.message_id, s.organ_id, s.code, s.description, s.staff_json,"
         " s.reported_at, s.received_at, s.blob_sha256, m.document_id"
-        " FROM statuses s JOIN messages m ON m.id = s.message_id"
-        f" WHERE m.direction = 'out' AND m.sender = ? AND NOT {_PICKED_UP}"
+        " FROM statuses_waiting w JOIN statuses s ON s.id = w.status_id"
+        " JOIN messages m ON m.id = s.message_id WHERE w.sender = ?"
         # R9: statuses of urgent documents first; one document's keep their order.
         " ORDER BY min(m.priority, 3) DESC, s.id LIMIT ?",
         (organ_id, limit),
@@ -166,10 +159,9 @@ def _mark_statuses(
         if not numbers or not organs:
             return 0
         rows = conn.execute(
-            "SELECT s.id, m.sender FROM statuses s JOIN messages m ON m.id = s.message_id"
-            f" WHERE s.id IN ({', '.join('?' for _ in numbers)}) AND m.direction = 'out'"
-            f" AND m.sender IN ({', '.join('?' for _ in organs)}) AND NOT {_PICKED_UP}"
-            " ORDER BY s.id",
+            "SELECT w.status_id, w.sender FROM statuses_waiting w"
+            f" WHERE w.status_id IN ({', '.join('?' for _ in numbers)})"
+            f" AND w.sender IN ({', '.join('?' for _ in organs)}) ORDER BY w.status_id",
             (*numbers, *organs),
         ).fetchall()
         for status_id, sender in rows:

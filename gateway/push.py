@@ -78,11 +78,8 @@ def pending_counts(conn: sqlite3.Connection, organ_ids: tuple[str, ...]) -> Pend
     statuses: dict[str, int] = {}
     newest_status = 0
     for organ, count, newest in conn.execute(
-        "SELECT m.sender, count(*), max(s.id) FROM statuses s JOIN messages m"
-        " ON m.id = s.message_id WHERE m.direction = 'out'"
-        f" AND m.sender IN ({marks}) AND NOT EXISTS (SELECT 1 FROM audit a"
-        " WHERE a.subject_type = 'status' AND a.subject_id = CAST(s.id AS TEXT)"
-        " AND a.action = 'picked_up') GROUP BY m.sender",
+        "SELECT sender, count(*), max(status_id) FROM statuses_waiting"
+        f" WHERE sender IN ({marks}) GROUP BY sender",
         organ_ids,
     ):
         statuses[organ] = count

@@ -710,3 +710,45 @@ class MigrationV8Tests(SynchronousTestCase):
             conn.execute("UPDATE axis_items SET outcome = 'lost' WHERE axis_id = 'ax-1'")
         indexes = {r[1] for r in conn.execute("PRAGMA index_list(axis_items)")}
         self.assertTrue({"axis_items_unacked", "axis_items_unsettled"} <= indexes)
+
+
+class MigrationV9Tests(SynchronousTestCase):
+    def test_v9_keeps_apart_what_waits_and_triggers_keep_it(self) -> None:
+        path = Path(self.mktemp() + ".db")
+        apply_migrations(path, MIGRATIONS[:8])
+        conn = sqlite3.connect(path, isolation_level=None)
+        self.addCleanup(conn.close)
+        message = (
+            "INSERT INTO messages (id, direction, kind, sender, document_id, business_type,"
+            " state, blob_sha256, size, arrived_at, created_at, arrived_day)"
+            " VALUES (?, ?, 'envelope', ?, ?, '0', ?, ?, 1, 't', 't', '2026-01-01')"
+        )
+        conn.execute(message, ("out-1", "out", "000.00.00.H23", "d1", "accepted", "a" * 64))
+        conn.execute(message, ("in-1", "in", "000.00.00.G22", "d2", "received", "b" * 64))
+        status = (
+            "INSERT INTO statuses (id, message_id, organ_id, code, reported_at, received_at)"
+            " VALUES (?, ?, 'x', '01', 't', 't')"
+        )
+        for number, message_id in ((1, "out-1"), (2, "out-1"), (3, "in-1")):
+            conn.execute(status, (number, message_id))
+        audit = (
+            "INSERT INTO audit (at, actor, action, subject_type, subject_id, detail_json,"
+            " prev_hash, hash) VALUES ('t', 't', ?, 'status', ?, '{}', 'p', 'h')"
+        )
+        conn.execute(audit, ("picked_up", "1"))
+        report = apply_migrations(path)
+        self.assertEqual((report.from_version, report.to_version), (8, CURRENT_VERSION))
+
+        def waiting() -> list[tuple[int, str]]:
+            return conn.execute("SELECT * FROM statuses_waiting ORDER BY status_id").fetchall()
+
+        # Status 1 was picked up, 3 is about a document we received: only 2 waits.
+        self.assertEqual(waiting(), [(2, "000.00.00.H23")])
+        conn.execute(status, (4, "out-1"))
+        conn.execute(status, (5, "in-1"))
+        self.assertEqual(waiting(), [(2, "000.00.00.H23"), (4, "000.00.00.H23")])
+        conn.execute(audit, ("picked_up", "2"))
+        conn.execute(audit, ("other", "4"))  # only a pickup takes it out
+        self.assertEqual(waiting(), [(4, "000.00.00.H23")])
+        conn.execute("DELETE FROM statuses WHERE id = 4")  # a retention purge
+        self.assertEqual(waiting(), [])
