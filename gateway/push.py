@@ -112,11 +112,12 @@ class OfficePusher:
         self._store = store
         self._clock = clock
         self._agent = agent or one_shot_agent(clock, TIMEOUT)
-        self._pushed: tuple[int, int] | None = None  # `newest` at the last accepted push
+        # The highest message rowid and status id an accepted push covered: anything above is
+        # news. Compared part by part, each only grows (what is acknowledged does not lower it).
+        self._seen = (0, 0)
         self._pushed_at = 0.0
         self._failures = 0
         self._not_before = 0.0
-        self.sent = 0
 
     async def push_once(self) -> bool | None:
         """One round: True pushed and accepted, False pushed and not accepted, None nothing to
@@ -127,15 +128,15 @@ class OfficePusher:
         organs = self._office.organ_ids
         pending: Pending = await self._store.read(lambda c: pending_counts(c, organs))
         if pending.empty:
-            self._pushed = None
             return None
-        news = self._pushed is None or pending.newest > self._pushed
+        news = pending.newest[0] > self._seen[0] or pending.newest[1] > self._seen[1]
         if not news and now - self._pushed_at < REMIND:
             return None
         accepted = await self._post(pending)
         if accepted:
-            self._pushed, self._pushed_at, self._failures = pending.newest, now, 0
-            self.sent += 1
+            (documents, statuses), (seen_documents, seen_statuses) = pending.newest, self._seen
+            self._seen = (max(documents, seen_documents), max(statuses, seen_statuses))
+            self._pushed_at, self._failures = now, 0
         else:
             self._failures += 1
             pause = min(REMIND, EVERY * 2 ** min(self._failures, 16))

@@ -118,7 +118,8 @@ class PushTests(TestCase):
         self.assertIsNone(await self.pusher.push_once())
         self.assertEqual(len(self.office_system.got), 3)
 
-    async def test_a_status_for_a_sent_document_is_pushed(self) -> None:
+    async def status_for_a_sent_document(self) -> None:
+        """H23 sent a document to G22, whose 01 came back."""
         sent = await self.kit.outbound().submit_envelope(
             self.kit.envelope(HOSTED_H23, [REMOTE_G22]), self.office
         )
@@ -132,9 +133,30 @@ class PushTests(TestCase):
             at=self.kit.now(),
         )
         await self.inbound.accept(writer.write(arrived), PEER)
+
+    async def test_a_status_for_a_sent_document_is_pushed(self) -> None:
+        await self.status_for_a_sent_document()
         self.assertTrue(await self.pusher.push_once())
         self.assertEqual(self.last()["statuses"], {HOSTED_H23: 1})
         self.assertEqual(self.last()["documents"], {})
+
+    async def test_news_is_news_after_the_newest_was_taken(self) -> None:
+        await self.arrive("61")
+        newest = await self.arrive("62")
+        self.assertTrue(await self.pusher.push_once())
+        now = self.kit.now()
+        await self.kit.store.write(  # the office took the newer one only
+            functools.partial(
+                st.mark_received, message_ids=[newest], organ_ids=[HOSTED_VP], now=now, actor="t"
+            )
+        )
+        self.kit.clock.advance(EVERY)
+        self.assertIsNone(await self.pusher.push_once())  # nothing new: 61 was told already
+        await self.status_for_a_sent_document()
+        self.assertTrue(await self.pusher.push_once())  # a new status, at once
+        self.assertEqual(
+            (self.last()["documents"], self.last()["statuses"]), ({HOSTED_VP: 1}, {HOSTED_H23: 1})
+        )
 
     async def test_a_refused_push_waits_longer_each_time(self) -> None:
         await self.arrive("41")
